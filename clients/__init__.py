@@ -1,0 +1,24 @@
+"""Seminote Edge clients: a typed async gRPC client library and the ``edge-client`` CLI."""
+
+from .analysis_client import (
+    AnalysisClient,
+    ChunkResultEvent,
+    StreamEvent,
+    StreamOptions,
+    StreamStartedEvent,
+    StreamSummaryEvent,
+    StreamWarningEvent,
+)
+from .wav import WavAudio, read_wav
+
+__all__ = [
+    "AnalysisClient",
+    "ChunkResultEvent",
+    "StreamEvent",
+    "StreamOptions",
+    "StreamStartedEvent",
+    "StreamSummaryEvent",
+    "StreamWarningEvent",
+    "WavAudio",
+    "read_wav",
+]

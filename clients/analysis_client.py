@@ -1,0 +1,244 @@
+"""Typed async client for the AudioAnalysis gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from .wav import WavAudio
+
+_ENCODINGS = {"PCM16_LE": pb.AUDIO_ENCODING_PCM16_LE, "FLOAT32_LE": pb.AUDIO_ENCODING_FLOAT32_LE}
+_ANALYSES = {"ONSETS": pb.ANALYSIS_ONSETS, "FEATURES": pb.ANALYSIS_FEATURES}
+
+
+@dataclass(frozen=True, slots=True)
+class Onset:
+    time_s: float
+    strength: float
+    detected_at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFrames:
+    first_time_s: float
+    hop_s: float
+    rms_db: tuple[float, ...]
+    spectral_centroid_hz: tuple[float, ...]
+    spectral_flux: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStartedEvent:
+    session_id: str
+    node_id: str
+    analysis_sample_rate_hz: int
+    frame_samples: int
+    hop_samples: int
+    algorithmic_latency_s: float
+    max_chunk_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResultEvent:
+    seq: int
+    onsets: tuple[Onset, ...]
+    features: FeatureFrames | None
+    stream_time_s: float
+    #: Capture (send) of the chunk to arrival of its result, client clock, ms; None in-process.
+    latency_ms: float | None
+    server_processing_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWarningEvent:
+    code: str
+    message: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummaryEvent:
+    session_id: str
+    chunks_processed: int
+    chunks_dropped: int
+    chunks_lost: int
+    onsets: int
+    notes: int
+    stream_time_s: float
+
+
+StreamEvent = StreamStartedEvent | ChunkResultEvent | StreamWarningEvent | StreamSummaryEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamOptions:
+    """How to stream.
+
+    Attributes
+    ----------
+    analyses : tuple of str
+        Any of ``"ONSETS"``, ``"FEATURES"``.
+    chunk_frames : int
+        Sample frames per chunk (1024 at 44.1 kHz = 23 ms).
+    realtime : bool
+        Pace chunks at the audio's own rate (each sent when its last sample would have been
+        captured); otherwise send as fast as flow control allows.
+    session_id : str
+        Empty: the server assigns one.
+    """
+
+    analyses: tuple[str, ...] = ("ONSETS", "FEATURES")
+    chunk_frames: int = 1024
+    realtime: bool = False
+    session_id: str = ""
+    client_name: str = "edge-client"
+
+
+def config_request(audio: WavAudio, options: StreamOptions) -> pb.AnalyzeRequest:
+    return pb.AnalyzeRequest(
+        config=pb.StreamConfig(
+            sample_rate_hz=audio.sample_rate_hz,
+            encoding=_ENCODINGS[audio.encoding],
+            channels=audio.channels,
+            analyses=[_ANALYSES[a] for a in options.analyses],
+            session_id=options.session_id,
+            client_name=options.client_name,
+        )
+    )
+
+
+def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
+    kind = msg.WhichOneof("kind")
+    if kind == "result":
+        r = msg.result
+        feats = None
+        if r.HasField("features"):
+            f = r.features
+            feats = FeatureFrames(
+                f.first_time_s,
+                f.hop_s,
+                tuple(f.rms_db),
+                tuple(f.spectral_centroid_hz),
+                tuple(f.spectral_flux),
+            )
+        return ChunkResultEvent(
+            seq=r.seq,
+            onsets=tuple(Onset(o.time_s, o.strength, o.detected_at_s) for o in r.onsets),
+            features=feats,
+            stream_time_s=r.stream_time_s,
+            latency_ms=(now_ns - r.capture_t_ns) / 1e6 if r.capture_t_ns else None,
+            server_processing_ms=r.server_processing_ns / 1e6,
+        )
+    if kind == "started":
+        s = msg.started
+        return StreamStartedEvent(
+            s.session_id,
+            s.node_id,
+            s.analysis_sample_rate_hz,
+            s.frame_samples,
+            s.hop_samples,
+            s.algorithmic_latency_s,
+            s.max_chunk_bytes,
+        )
+    if kind == "warning":
+        w = msg.warning
+        return StreamWarningEvent(pb.WarningCode.Name(w.code), w.message, w.seq)
+    if kind == "summary":
+        return summary_from_pb(msg.summary)
+    return None  # a message type from a newer server: ignored
+
+
+def summary_from_pb(s: pb.StreamSummary) -> StreamSummaryEvent:
+    return StreamSummaryEvent(
+        s.session_id,
+        s.chunks_processed,
+        s.chunks_dropped,
+        s.chunks_lost,
+        s.onsets,
+        s.notes,
+        s.stream_time_s,
+    )
+
+
+class AnalysisClient:
+    """Async client of one edge node. Use as ``async with AnalysisClient(target) as c:``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", 4 << 20),
+                ("grpc.keepalive_time_ms", 20_000),
+            ],
+        )
+        self._stub = pb_grpc.AudioAnalysisStub(self._channel)
+
+    async def __aenter__(self) -> AnalysisClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def wait_ready(self, timeout_s: float = 10.0) -> None:
+        await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+
+    async def stream(self, audio: WavAudio, options: StreamOptions) -> AsyncIterator[StreamEvent]:
+        """Stream ``audio`` and yield events as they arrive; raises ``grpc.aio.AioRpcError``."""
+        call = self._stub.Analyze()
+        sender = asyncio.create_task(self._send(call, audio, options))
+        try:
+            while True:
+                msg = await call.read()
+                if msg is grpc.aio.EOF:
+                    break
+                event = event_from_pb(msg, time.monotonic_ns())
+                if event is not None:
+                    yield event
+            await sender
+        finally:
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await sender
+            call.cancel()
+
+    @staticmethod
+    async def _send(
+        call: grpc.aio.StreamStreamCall, audio: WavAudio, options: StreamOptions
+    ) -> None:
+        await call.write(config_request(audio, options))
+        step = options.chunk_frames * audio.frame_bytes
+        chunk_s = options.chunk_frames / audio.sample_rate_hz
+        t0 = time.monotonic()
+        data = audio.data
+        for seq, start in enumerate(range(0, len(data), step)):
+            if options.realtime:
+                due = t0 + (seq + 1) * chunk_s
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            chunk = pb.AudioChunk(
+                seq=seq, data=data[start : start + step], capture_t_ns=time.monotonic_ns()
+            )
+            await call.write(pb.AnalyzeRequest(audio=chunk))
+        await call.done_writing()
+
+    async def get_session(self, session_id: str) -> pb.GetSessionResponse:
+        return await self._stub.GetSession(pb.GetSessionRequest(session_id=session_id))

@@ -1,0 +1,192 @@
+"""``edge-client``: stream audio to an edge node, evaluate a corpus, inspect a session."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from .analysis_client import (
+    AnalysisClient,
+    ChunkResultEvent,
+    StreamEvent,
+    StreamOptions,
+    StreamStartedEvent,
+    StreamSummaryEvent,
+    StreamWarningEvent,
+)
+from .results import StreamResult
+from .wav import read_wav
+
+
+def _print_event(event: StreamEvent, *, quiet: bool) -> None:
+    if quiet:
+        return
+    if isinstance(event, ChunkResultEvent):
+        for o in event.onsets:
+            lat = f"{event.latency_ms:6.2f} ms" if event.latency_ms is not None else "   -"
+            print(
+                f"onset  t={o.time_s:8.3f} s  strength={o.strength:6.2f}  "
+                f"detected_at={o.detected_at_s:8.3f} s  result latency={lat}",
+                flush=True,
+            )
+    elif isinstance(event, StreamStartedEvent):
+        print(
+            f"session {event.session_id} on node {event.node_id}: analysis "
+            f"{event.analysis_sample_rate_hz} Hz, frame {event.frame_samples}, hop "
+            f"{event.hop_samples}, algorithmic latency {event.algorithmic_latency_s * 1000:.1f} ms",
+            flush=True,
+        )
+    elif isinstance(event, StreamWarningEvent):
+        print(f"warning {event.code}: {event.message}", flush=True)
+    elif isinstance(event, StreamSummaryEvent):
+        print(
+            f"summary: {event.chunks_processed} chunks, {event.onsets} onsets, "
+            f"{event.stream_time_s:.2f} s of audio, dropped {event.chunks_dropped}, "
+            f"lost {event.chunks_lost}",
+            flush=True,
+        )
+
+
+async def stream_file(
+    path: Path, *, target: str | None, options: StreamOptions, quiet: bool
+) -> StreamResult:
+    audio = read_wav(path)
+    result = StreamResult()
+    if target is None:
+        from .inprocess import analyze_inprocess  # needs the server package
+
+        for event in analyze_inprocess(audio, options):
+            result.add(event)
+            _print_event(event, quiet=quiet)
+        return result
+    async with AnalysisClient(target) as client:
+        async for event in client.stream(audio, options):
+            result.add(event)
+            _print_event(event, quiet=quiet)
+    return result
+
+
+def _options(args: argparse.Namespace) -> StreamOptions:
+    return StreamOptions(
+        chunk_frames=args.chunk_frames,
+        realtime=args.realtime,
+        analyses=tuple(a.strip().upper() for a in args.analyses.split(",") if a.strip()),
+    )
+
+
+async def _cmd_stream(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    result = await stream_file(path, target=args.target, options=_options(args), quiet=args.json)
+    if args.out_dir:
+        result.write(Path(args.out_dir), path.stem)
+    if args.json:
+        print(result.to_json(path.name))
+    else:
+        lat = result.latency_percentiles_ms()
+        if lat["p50"] is not None:
+            print(
+                f"audio-to-result latency: p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
+                f"p99 {lat['p99']:.2f} ms over {len(result.latencies_ms)} chunks"
+            )
+    return 0
+
+
+async def _cmd_eval(args: argparse.Namespace) -> int:
+    files = sorted(Path(args.corpus_dir).glob("*.wav"))
+    if not files:
+        print(f"no *.wav in {args.corpus_dir}", file=sys.stderr)
+        return 2
+    out = Path(args.out_dir)
+    for i, path in enumerate(files, 1):
+        t0 = time.perf_counter()
+        result = await stream_file(path, target=args.target, options=_options(args), quiet=True)
+        result.write(out, path.stem)
+        lat = result.latency_percentiles_ms()
+        p99 = f", latency p99 {lat['p99']:.2f} ms" if lat["p99"] is not None else ""
+        print(
+            f"[{i}/{len(files)}] {path.name}: {len(result.onsets)} onsets in "
+            f"{time.perf_counter() - t0:.1f} s{p99}",
+            flush=True,
+        )
+    return 0
+
+
+async def _cmd_session(args: argparse.Namespace) -> int:
+    async with AnalysisClient(args.target) as client:
+        r = await client.get_session(args.session_id)
+    print(
+        json.dumps(
+            {
+                "session_id": r.session_id,
+                "active": r.active,
+                "chunks_processed": r.summary.chunks_processed,
+                "onsets": [round(o.time_s, 6) for o in r.onsets],
+                "onsets_truncated": r.onsets_truncated,
+            }
+        )
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-client", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--realtime", action="store_true", help="pace at the audio's own rate")
+        sp.add_argument("--chunk-frames", type=int, default=1024, help="frames per chunk")
+        sp.add_argument("--analyses", default="ONSETS,FEATURES", help="comma-separated")
+
+    s = sub.add_parser("stream", help="stream one WAV and print results as they arrive")
+    s.add_argument("file")
+    s.add_argument("--target", required=True, help="HOST:PORT of an edge node")
+    s.add_argument("--out-dir", default=None)
+    s.add_argument("--json", action="store_true", help="print one final JSON line only")
+    common(s)
+
+    e = sub.add_parser("eval", help="analyse every *.wav of a directory; write predictions")
+    e.add_argument("corpus_dir")
+    e.add_argument("--out-dir", required=True)
+    e.add_argument("--target", default=None, help="HOST:PORT; in-process pipeline when omitted")
+    common(e)
+
+    g = sub.add_parser("session", help="what a session has produced so far (GetSession)")
+    g.add_argument("session_id")
+    g.add_argument("--target", required=True)
+
+    d = sub.add_parser("demo", help="start a server, stream the bundled excerpt, stop")
+    d.add_argument("--file", default=None, help="WAV to stream instead of the bundled excerpt")
+    d.add_argument("--fast", action="store_true", help="do not pace at real time")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "stream":
+            return asyncio.run(_cmd_stream(args))
+        if args.cmd == "eval":
+            return asyncio.run(_cmd_eval(args))
+        if args.cmd == "session":
+            return asyncio.run(_cmd_session(args))
+        if args.cmd == "demo":
+            from .demo import run_demo
+
+            return asyncio.run(run_demo(file=args.file, realtime=not args.fast))
+    except grpc.aio.AioRpcError as e:
+        print(f"edge-client: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"edge-client: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The main job in one command: start an edge server, stream a real piece, print, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
+from .cli import _print_event
+from .results import StreamResult
+from .scoring import onset_f_measure
+from .wav import read_wav
+
+DATA = Path(__file__).parent / "data"
+EXCERPT = DATA / "mozart_k545_mvt1_20s.wav"
+
+
+async def _start_server(ports_file: Path) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge_server.cli", "serve",
+        "--grpc-port", "0", "--http-port", "0", "--node-id", "demo-node",
+        "--ports-file", str(ports_file), "--log-level", "WARNING",
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not ports_file.exists() or not ports_file.read_text():
+        if proc.returncode is not None or time.monotonic() > deadline:
+            raise RuntimeError("edge-server did not start")
+        await asyncio.sleep(0.05)
+    return proc
+
+
+async def run_demo(*, file: str | None, realtime: bool) -> int:
+    path = Path(file) if file else EXCERPT
+    audio = read_wav(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        ports_file = Path(tmp) / "ports.json"
+        proc = await _start_server(ports_file)
+        try:
+            ports = json.loads(ports_file.read_text())
+            target = f"127.0.0.1:{ports['grpc']}"
+            print(
+                f"== edge-server up (gRPC {target}, metrics http://127.0.0.1:{ports['http']}"
+                f"/metrics); streaming {path.name} ({audio.duration_s:.1f} s) "
+                f"{'at real-time pace' if realtime else 'as fast as possible'}",
+                flush=True,
+            )
+            result = StreamResult()
+            opts = StreamOptions(realtime=realtime, client_name="demo")
+            async with AnalysisClient(target) as client:
+                await client.wait_ready()
+                async for event in client.stream(audio, opts):
+                    result.add(event)
+                    _print_event(event, quiet=False)
+                    if isinstance(event, ChunkResultEvent) and event.seq % 43 == 42:
+                        f = event.features
+                        if f is not None and f.rms_db:
+                            print(
+                                f"   [{event.stream_time_s:5.1f} s] level {f.rms_db[-1]:6.1f} dBFS"
+                                f"  centroid {f.spectral_centroid_hz[-1]:6.0f} Hz",
+                                flush=True,
+                            )
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            code = await proc.wait()
+    lat = result.latency_percentiles_ms()
+    print("== summary")
+    print(f"   chunks {result.chunks}, hops {result.hops}, onsets {len(result.onsets)}")
+    if lat["p50"] is not None:
+        print(
+            f"   audio-to-result latency p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
+            f"p99 {lat['p99']:.2f} ms (client clock, loopback)"
+        )
+    truth = path.with_suffix(".json")
+    if truth.exists():
+        ref = json.loads(truth.read_text())["onsets_s"]
+        f, p, r = onset_f_measure(ref, result.onset_times_s())
+        print(f"   onset F1 vs ground truth {f:.3f} (precision {p:.3f}, recall {r:.3f}, 50 ms)")
+    print(f"   server stopped (exit code {code})")
+    return 0 if code == 0 and result.chunks > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(run_demo(file=os.environ.get("DEMO_WAV"), realtime=True)))

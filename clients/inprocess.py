@@ -1,0 +1,54 @@
+"""Run the server's own pipeline in this process, chunked exactly as a client streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from edge_server.dsp.analyzer import AnalyzerConfig
+from edge_server.pipeline.session import Session, SessionLimits
+from edge_server.pipeline.settings import DEFAULT_ANALYSES, AnalysisKind, Encoding, make_settings
+
+from .analysis_client import ChunkResultEvent, FeatureFrames, Onset, StreamEvent, StreamOptions
+from .wav import WavAudio
+
+
+def analyze_inprocess(
+    audio: WavAudio, options: StreamOptions, analyzer_config: AnalyzerConfig | None = None
+) -> Iterator[StreamEvent]:
+    """Same chunking, decoding and analysis as the gRPC path; no latency figures."""
+    settings = make_settings(
+        sample_rate_hz=audio.sample_rate_hz,
+        encoding=Encoding(audio.encoding),
+        channels=audio.channels,
+        analyses=frozenset(AnalysisKind(a) for a in options.analyses) or DEFAULT_ANALYSES,
+        session_id=options.session_id or "inprocess",
+        client_name=options.client_name,
+    )
+    session = Session(
+        settings=settings,
+        analyzer_config=analyzer_config or AnalyzerConfig(),
+        limits=SessionLimits(),
+    )
+    step = options.chunk_frames * audio.frame_bytes
+    for seq, start in enumerate(range(0, len(audio.data), step)):
+        out = session.process_chunk(seq=seq, data=audio.data[start : start + step], capture_t_ns=0)
+        a = out.analysis
+        if a is None:
+            continue
+        f = a.features
+        yield ChunkResultEvent(
+            seq=a.seq,
+            onsets=tuple(Onset(o.time_s, o.strength, o.detected_at_s) for o in a.onsets),
+            features=None
+            if f is None
+            else FeatureFrames(
+                f.first_time_s,
+                f.hop_s,
+                tuple(f.rms_db.tolist()),
+                tuple(f.centroid_hz.tolist()),
+                tuple(f.flux.tolist()),
+            ),
+            stream_time_s=a.stream_time_s,
+            latency_ms=None,
+            server_processing_ms=0.0,
+        )

@@ -1,0 +1,80 @@
+"""Collect a stream's events and write prediction files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .analysis_client import (
+    ChunkResultEvent,
+    Onset,
+    StreamEvent,
+    StreamStartedEvent,
+    StreamSummaryEvent,
+    StreamWarningEvent,
+)
+
+
+@dataclass
+class StreamResult:
+    started: StreamStartedEvent | None = None
+    summary: StreamSummaryEvent | None = None
+    onsets: list[Onset] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+    warnings: list[StreamWarningEvent] = field(default_factory=list)
+    chunks: int = 0
+    hops: int = 0
+    result_seqs: list[int] = field(default_factory=list)
+
+    def add(self, event: StreamEvent) -> None:
+        if isinstance(event, ChunkResultEvent):
+            self.chunks += 1
+            self.result_seqs.append(event.seq)
+            self.onsets.extend(event.onsets)
+            if event.latency_ms is not None:
+                self.latencies_ms.append(event.latency_ms)
+            self.server_ms.append(event.server_processing_ms)
+            if event.features is not None:
+                self.hops += len(event.features.rms_db)
+        elif isinstance(event, StreamStartedEvent):
+            self.started = event
+        elif isinstance(event, StreamSummaryEvent):
+            self.summary = event
+        else:
+            self.warnings.append(event)
+
+    def latency_percentiles_ms(self) -> dict[str, float | None]:
+        if not self.latencies_ms:
+            return {"p50": None, "p95": None, "p99": None, "max": None}
+        a = np.asarray(self.latencies_ms)
+        p50, p95, p99 = np.percentile(a, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(a.max())}
+
+    def onset_times_s(self) -> list[float]:
+        return [o.time_s for o in self.onsets]
+
+    def write(self, out_dir: Path, stem: str) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{stem}.onsets.txt"
+        path.write_text("".join(f"{t:.6f}\n" for t in self.onset_times_s()))
+        return [path]
+
+    def to_json(self, name: str) -> str:
+        lat = self.latency_percentiles_ms()
+        return json.dumps(
+            {
+                "file": name,
+                "session_id": self.started.session_id if self.started else None,
+                "chunks": self.chunks,
+                "hops": self.hops,
+                "onsets": len(self.onsets),
+                "notes": 0,
+                "warnings": len(self.warnings),
+                "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in lat.items()},
+                "server_ms_p50": round(float(np.median(self.server_ms)), 3) if self.server_ms else None,
+            }
+        )

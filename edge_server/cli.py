@@ -1,0 +1,69 @@
+"""``edge-server``: run an edge node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .app import EdgeNode
+from .config import load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-server", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the gRPC + HTTP server")
+    s.add_argument("--grpc-port", type=int, default=None, help="gRPC port (default 50051; 0 = any)")
+    s.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080; 0 = any)")
+    s.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    s.add_argument("--config", type=Path, default=None, help="TOML file (see docs/config.md)")
+    s.add_argument("--node-id", default=None)
+    s.add_argument("--zone", default=None)
+    s.add_argument("--ports-file", type=Path, default=None, help="write bound ports as JSON here")
+    s.add_argument("--log-level", default="INFO")
+    return p
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    cfg = load_config(
+        args.config,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        host=args.host,
+        node_id=args.node_id,
+        zone=args.zone,
+    )
+    node = EdgeNode(cfg)
+    await node.start()
+    if args.ports_file is not None:
+        import json
+
+        args.ports_file.write_text(json.dumps({"grpc": node.grpc_port, "http": node.http_port}))
+    print(f"edge-server ready grpc={node.grpc_port} http={node.http_port}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.cmd == "serve":
+        return asyncio.run(_serve(args))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

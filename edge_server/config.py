@@ -1,0 +1,64 @@
+"""Server configuration: embedded defaults, a TOML file, then command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .dsp.analyzer import AnalyzerConfig
+from .dsp.onset import OnsetParams
+from .pipeline.manager import ManagerLimits
+from .pipeline.session import SessionLimits
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Everything the composition root needs. Defaults need no Redis and no Consul."""
+
+    node_id: str = field(default_factory=lambda: f"edge-{socket.gethostname()}")
+    zone: str = "local"
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_port: int = 8080
+    shutdown_grace_s: float = 10.0
+    write_stall_timeout_s: float = 5.0
+    inline_max_samples: int = 4096
+    cpu_workers: int = 2
+    manager: ManagerLimits = field(default_factory=ManagerLimits)
+    session: SessionLimits = field(default_factory=SessionLimits)
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+
+
+_NESTED: dict[str, type[Any]] = {
+    "manager": ManagerLimits,
+    "session": SessionLimits,
+    "analyzer": AnalyzerConfig,
+}
+
+
+def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"{where}{key}: unknown setting; known: {', '.join(sorted(known))}")
+        if key in _NESTED and cls is ServerConfig:
+            kwargs[key] = _build(_NESTED[key], value, f"{where}{key}.")
+        elif key == "onset" and cls is AnalyzerConfig:
+            kwargs[key] = _build(OnsetParams, value, f"{where}{key}.")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> ServerConfig:
+    """Defaults, then the TOML file at ``path`` (if any), then non-None ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = tomllib.loads(path.read_text())
+    cfg: ServerConfig = _build(ServerConfig, data, "")
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

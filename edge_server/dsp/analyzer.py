@@ -1,0 +1,209 @@
+"""One stream's causal analysis: resample, frame, FFT, onsets and per-hop features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from .features import rms_db, spectral_centroid_hz
+from .fft import frames_rfft
+from .onset import OnsetDetector, OnsetParams
+from .resample import StreamingResampler
+from .ringbuffer import FrameRing
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzerConfig:
+    """Analysis geometry.
+
+    Attributes
+    ----------
+    analysis_rate_hz : int
+        Every stream is resampled to this rate (Hz) before analysis.
+    frame_samples : int
+        FFT frame at the analysis rate (1024 at 22.05 kHz = 46.4 ms).
+    hop_samples : int
+        Hop at the analysis rate (128 at 22.05 kHz = 5.8 ms).
+    max_block_samples : int
+        Largest block of analysis-rate samples handled in one vectorised step; bigger
+        inputs are split (bounds the scratch buffers).
+    onset : OnsetParams
+        Onset detector settings.
+    """
+
+    analysis_rate_hz: int = 22_050
+    frame_samples: int = 1024
+    hop_samples: int = 128
+    max_block_samples: int = 4096
+    onset: OnsetParams = field(default_factory=OnsetParams)
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop_samples / self.analysis_rate_hz
+
+    @property
+    def frame_s(self) -> float:
+        return self.frame_samples / self.analysis_rate_hz
+
+
+@dataclass(frozen=True)
+class AnalysisBlock:
+    """Everything produced by one :meth:`StreamAnalyzer.process` call.
+
+    Attributes
+    ----------
+    onset_times_s : ndarray, shape (n_onsets,), float64
+        Estimated onset times in the stream, s, ``>= 0``.
+    onset_strengths : ndarray, shape (n_onsets,), float32
+        ODF above the adaptive threshold, ``>= 0``.
+    onset_detected_at_s : ndarray, shape (n_onsets,), float64
+        Stream time of the end of the hop that fired, s.
+    first_frame_time_s : float
+        Stream time of the centre of the first frame in this block, s (may be negative for
+        the frames that overlap the stream start).
+    rms_db : ndarray, shape (n_frames,), float32
+        Frame level, dBFS in ``[-120, 0]``.
+    centroid_hz : ndarray, shape (n_frames,), float32
+        Spectral centroid, Hz.
+    flux : ndarray, shape (n_frames,), float32
+        Onset detection function (SuperFlux), ``>= 0``.
+    """
+
+    onset_times_s: F64
+    onset_strengths: F32
+    onset_detected_at_s: F64
+    first_frame_time_s: float
+    rms_db: F32
+    centroid_hz: F32
+    flux: F32
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.flux.shape[0])
+
+
+class StreamAnalyzer:
+    """Causal analysis of one mono stream, fed in chunks of any size.
+
+    Output depends only on the samples, not on how they were chunked.
+
+    Parameters
+    ----------
+    input_rate_hz : int
+        Sample rate of the samples passed to :meth:`process`, Hz.
+    config : AnalyzerConfig
+        Geometry and detector settings.
+    """
+
+    def __init__(self, *, input_rate_hz: int, config: AnalyzerConfig) -> None:
+        self.config = config
+        c = config
+        self._resampler = StreamingResampler(in_rate_hz=input_rate_hz, out_rate_hz=c.analysis_rate_hz)
+        self._ring = FrameRing(
+            frame_samples=c.frame_samples, hop_samples=c.hop_samples, max_write_samples=c.max_block_samples
+        )
+        self._window: F32 = np.hanning(c.frame_samples + 1)[:-1].astype(np.float32)
+        self._max_frames = c.max_block_samples // c.hop_samples + 1
+        self._onset = OnsetDetector(
+            sample_rate_hz=c.analysis_rate_hz,
+            frame_samples=c.frame_samples,
+            hop_samples=c.hop_samples,
+            params=c.onset,
+        )
+        self._bin_hz: F32 = (
+            np.arange(c.frame_samples // 2 + 1) * (c.analysis_rate_hz / c.frame_samples)
+        ).astype(np.float32)
+        self.input_rate_hz = input_rate_hz
+        self.samples_in = 0
+        self.frames_done = 0
+
+    @property
+    def delay_s(self) -> float:
+        """Resampler group delay, s (0 when no resampling)."""
+        return 0.0 if self._resampler.identity else self._resampler.delay_s
+
+    @property
+    def algorithmic_latency_s(self) -> float:
+        """Typical time from an onset to the end of the hop that reports it, s."""
+        return self.config.onset.time_offset_s + self.config.hop_s + self.delay_s
+
+    @property
+    def stream_time_s(self) -> float:
+        return self.samples_in / self.input_rate_hz
+
+    def process(self, samples: F32) -> AnalysisBlock:
+        """Analyse the next samples.
+
+        Parameters
+        ----------
+        samples : ndarray, shape (n,), float32
+            Mono audio at ``input_rate_hz``, in ``[-1, 1]``, finite.
+
+        Returns
+        -------
+        AnalysisBlock
+            Onsets and features of every hop completed by these samples.
+        """
+        self.samples_in += int(samples.shape[0])
+        y = self._resampler.process(samples)
+        parts: list[AnalysisBlock] = []
+        first_frame = self.frames_done
+        step = self.config.max_block_samples
+        for start in range(0, max(int(y.shape[0]), 1), step):
+            parts.append(self._block(y[start : start + step]))
+        return _concat(parts, self._frame_centre_s(first_frame))
+
+    def _frame_end_s(self, frame: int) -> float:
+        return (frame + 1) * self.config.hop_samples / self.config.analysis_rate_hz - self.delay_s
+
+    def _frame_centre_s(self, frame: int) -> float:
+        return self._frame_end_s(frame) - 0.5 * self.config.frame_s
+
+    def _block(self, y: F32) -> AnalysisBlock:
+        c = self.config
+        self._ring.write(y)
+        frames = self._ring.take_frames()
+        n = int(frames.shape[0])
+        first = self.frames_done
+        self.frames_done += n
+        if n == 0:
+            return _empty(self._frame_centre_s(first))
+        fft = frames_rfft(frame_samples=c.frame_samples, max_frames=self._max_frames)
+        mag = fft.magnitudes(frames, self._window)
+        centroid = spectral_centroid_hz(mag, self._bin_hz)
+        ob = self._onset.process(mag)
+        ends = (ob.onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s
+        return AnalysisBlock(
+            onset_times_s=np.maximum(ends - c.onset.time_offset_s, 0.0),
+            onset_strengths=ob.strengths,
+            onset_detected_at_s=ends,
+            first_frame_time_s=self._frame_centre_s(first),
+            rms_db=rms_db(frames),
+            centroid_hz=centroid,
+            flux=ob.odf,
+        )
+
+
+def _empty(first_frame_time_s: float) -> AnalysisBlock:
+    f32 = np.zeros(0, dtype=np.float32)
+    f64 = np.zeros(0, dtype=np.float64)
+    return AnalysisBlock(f64, f32, f64, first_frame_time_s, f32, f32, f32)
+
+
+def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBlock:
+    if len(parts) == 1:
+        return parts[0]
+    return AnalysisBlock(
+        onset_times_s=np.concatenate([p.onset_times_s for p in parts]),
+        onset_strengths=np.concatenate([p.onset_strengths for p in parts]),
+        onset_detected_at_s=np.concatenate([p.onset_detected_at_s for p in parts]),
+        first_frame_time_s=first_frame_time_s,
+        rms_db=np.concatenate([p.rms_db for p in parts]),
+        centroid_hz=np.concatenate([p.centroid_hz for p in parts]),
+        flux=np.concatenate([p.flux for p in parts]),
+    )

@@ -1,0 +1,179 @@
+"""Causal onset detection: log-filterbank SuperFlux and past-only adaptive peak picking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .filterbank import log_filterbank
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnsetParams:
+    """Onset detector settings. Times are converted to frames at the hop rate.
+
+    Attributes
+    ----------
+    bands_per_octave : int
+        Filterbank density.
+    f_min_hz, f_max_hz : float
+        Filterbank range, Hz.
+    log_mul : float
+        Compression ``log10(1 + log_mul * band_magnitude)``; magnitudes are of float audio
+        in ``[-1, 1]``, so ``log_mul`` ~ 1e3 puts quiet playing in the logarithmic region.
+    max_filter_bands : int
+        SuperFlux vibrato suppression: width of the maximum filter over bands (odd).
+    lag_frames : int
+        SuperFlux: compare each frame with the max-filtered frame this many hops back.
+    threshold : float
+        Fixed part of the adaptive threshold (ODF units).
+    avg_window_s : float
+        Moving-average window over the past ODF values.
+    max_window_s : float
+        An onset must be the maximum of the ODF over this past window.
+    combine_s : float
+        Minimum time between two reported onsets.
+    time_offset_s : float
+        Subtracted from the frame end to give the onset time: where, before the end of the
+        frame, the flux of an onset typically peaks (measured on synthetic tones).
+    """
+
+    bands_per_octave: int = 24
+    f_min_hz: float = 27.5
+    f_max_hz: float = 10_000.0
+    log_mul: float = 1000.0
+    max_filter_bands: int = 3
+    lag_frames: int = 2
+    threshold: float = 2.0
+    avg_window_s: float = 0.10
+    max_window_s: float = 0.03
+    combine_s: float = 0.03
+    time_offset_s: float = 0.010
+
+
+@dataclass(frozen=True)
+class OnsetBatch:
+    """Result of one :meth:`OnsetDetector.process` call.
+
+    Attributes
+    ----------
+    odf : ndarray, shape (n_frames,), float32
+        Onset detection function (SuperFlux, ``>= 0``) per frame.
+    onset_frames : ndarray, shape (n_onsets,), int64
+        Absolute indices of the frames that fired (``0`` = first frame of the stream).
+    strengths : ndarray, shape (n_onsets,), float32
+        ODF minus the adaptive threshold at each onset, ``>= 0``.
+    """
+
+    odf: F32
+    onset_frames: npt.NDArray[np.int64]
+    strengths: F32
+
+
+class OnsetDetector:
+    """Streaming SuperFlux onset detector that only looks at past frames.
+
+    Parameters
+    ----------
+    sample_rate_hz : int
+        Analysis sample rate, Hz.
+    frame_samples : int
+        FFT frame length (samples); magnitudes have ``frame_samples // 2 + 1`` bins.
+    hop_samples : int
+        Hop (samples).
+    params : OnsetParams
+        Settings.
+    """
+
+    def __init__(
+        self, *, sample_rate_hz: int, frame_samples: int, hop_samples: int, params: OnsetParams
+    ) -> None:
+        self.params = params
+        fps = sample_rate_hz / hop_samples
+        self._fb = log_filterbank(
+            n_fft=frame_samples,
+            sample_rate_hz=sample_rate_hz,
+            bands_per_octave=params.bands_per_octave,
+            f_min_hz=params.f_min_hz,
+            f_max_hz=params.f_max_hz,
+        )
+        n_bands = self._fb.shape[1]
+        self._lag = max(1, params.lag_frames)
+        self._hist: F32 = np.zeros((self._lag, n_bands), dtype=np.float32)
+        self._avg_n = max(1, round(params.avg_window_s * fps))
+        self._max_n = max(1, round(params.max_window_s * fps))
+        self._combine_n = max(1, round(params.combine_s * fps))
+        ring_n = max(self._avg_n, self._max_n)
+        self._odf_ring: F32 = np.zeros(ring_n, dtype=np.float32)
+        self._ring_sum = 0.0
+        self._frame = 0
+        self._last_onset = -(10**9)
+
+    @property
+    def n_bands(self) -> int:
+        return int(self._fb.shape[1])
+
+    def _superflux(self, mag: F32) -> F32:
+        p = self.params
+        bands = mag @ self._fb
+        np.multiply(bands, p.log_mul, out=bands)
+        np.log10(1.0 + bands, out=bands)
+        stacked = np.concatenate((self._hist, bands), axis=0)
+        ref = stacked[: bands.shape[0]]
+        if p.max_filter_bands > 1:
+            half = p.max_filter_bands // 2
+            ref = ref.copy()
+            for s in range(1, half + 1):
+                np.maximum(ref[:, s:], stacked[: bands.shape[0], :-s], out=ref[:, s:])
+                np.maximum(ref[:, :-s], stacked[: bands.shape[0], s:], out=ref[:, :-s])
+        diff = bands - ref
+        np.maximum(diff, 0.0, out=diff)
+        self._hist = stacked[-self._lag :].copy()
+        return diff.sum(axis=1, dtype=np.float32)
+
+    def process(self, mag: F32) -> OnsetBatch:
+        """Consume the next frames' magnitudes.
+
+        Parameters
+        ----------
+        mag : ndarray, shape (n_frames, n_bins), float32
+            Linear magnitude spectra of consecutive frames, ``>= 0``.
+
+        Returns
+        -------
+        OnsetBatch
+        """
+        odf = self._superflux(mag)
+        onsets: list[int] = []
+        strengths: list[float] = []
+        ring = self._odf_ring
+        ring_n = ring.shape[0]
+        thr = self.params.threshold
+        for v in odf.tolist():
+            t = self._frame
+            pos = t % ring_n
+            # moving sum over the last avg_n values (including this one)
+            old = float(ring[(t - self._avg_n) % ring_n]) if t >= self._avg_n else 0.0
+            ring[pos] = v
+            self._ring_sum += v - old
+            mean = self._ring_sum / min(t + 1, self._avg_n)
+            level = mean + thr
+            if v >= level and t - self._last_onset >= self._combine_n:
+                lo = max(0, t - self._max_n + 1)
+                is_max = all(
+                    v >= float(ring[i % ring_n]) for i in range(lo, t)
+                )
+                if is_max:
+                    onsets.append(t)
+                    strengths.append(v - level)
+                    self._last_onset = t
+            self._frame += 1
+        return OnsetBatch(
+            odf=odf,
+            onset_frames=np.asarray(onsets, dtype=np.int64),
+            strengths=np.asarray(strengths, dtype=np.float32),
+        )

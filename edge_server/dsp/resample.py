@@ -1,0 +1,77 @@
+"""Streaming rational resampling with a polyphase windowed-sinc filter."""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+
+
+class StreamingResampler:
+    """Resample a mono stream chunk by chunk; output is independent of the chunking.
+
+    Output sample ``m`` sits at input position ``m * in_rate_hz / out_rate_hz``, filtered by a
+    Kaiser-windowed sinc low-pass at ``0.92 * min(in, out) / 2``. The filter is causal, so the
+    output lags the input by :attr:`delay_s`.
+
+    Parameters
+    ----------
+    in_rate_hz, out_rate_hz : int
+        Positive sample rates in Hz.
+    taps_per_phase : int
+        Filter taps per polyphase branch (quality vs. cost), ``>= 4``.
+    """
+
+    def __init__(self, *, in_rate_hz: int, out_rate_hz: int, taps_per_phase: int = 32) -> None:
+        if in_rate_hz <= 0 or out_rate_hz <= 0:
+            raise ValueError("sample rates must be positive")
+        if taps_per_phase < 4:
+            raise ValueError("taps_per_phase must be >= 4")
+        g = gcd(in_rate_hz, out_rate_hz)
+        self.up = out_rate_hz // g
+        self.down = in_rate_hz // g
+        self.in_rate_hz = in_rate_hz
+        self.out_rate_hz = out_rate_hz
+        k = taps_per_phase
+        n_taps = self.up * k
+        cutoff = 0.5 * 0.92 / max(self.up, self.down)  # cycles per upsampled sample
+        n = np.arange(n_taps, dtype=np.float64)
+        centre = (n_taps - 1) / 2.0
+        h = 2.0 * cutoff * np.sinc(2.0 * cutoff * (n - centre)) * np.kaiser(n_taps, 8.6)
+        h *= self.up / h.sum()  # unit DC gain per polyphase branch
+        # phases[p, j] = h[p + j * up]; applied to x[i0 - j].
+        self._phases = np.ascontiguousarray(h.reshape(k, self.up).T, dtype=np.float32)
+        self._k = k
+        self._hist: F32 = np.zeros(k - 1, dtype=np.float32)
+        self._n_in = 0
+        self._n_out = 0
+        self._j = np.arange(k, dtype=np.int64)
+        self.delay_s = centre / self.up / in_rate_hz
+
+    @property
+    def identity(self) -> bool:
+        return self.up == 1 and self.down == 1
+
+    def process(self, x: F32) -> F32:
+        """Resample the next chunk, shape ``(n,)`` float32; returns ``(m,)`` float32."""
+        if self.identity:
+            return x
+        n_prev = self._n_in
+        self._n_in += int(x.shape[0])
+        m_end = -(-self._n_in * self.up // self.down)  # ceil(n_in * up / down)
+        m = np.arange(self._n_out, m_end, dtype=np.int64)
+        self._n_out = m_end
+        buf = np.concatenate((self._hist, x))
+        if m.size:
+            t = m * self.down
+            phase = t % self.up
+            i0 = t // self.up - (n_prev - (self._k - 1))  # index into buf
+            idx = i0[:, None] - self._j[None, :]
+            out = np.einsum("ij,ij->i", buf[idx], self._phases[phase]).astype(np.float32)
+        else:
+            out = np.zeros(0, dtype=np.float32)
+        self._hist = buf[buf.shape[0] - (self._k - 1) :].copy()
+        return out

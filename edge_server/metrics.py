@@ -1,0 +1,64 @@
+"""Prometheus metrics for the node (one registry per server, injected from the app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5,
+)
+
+
+class PrometheusMetrics:
+    """Implements :class:`edge_server.pipeline.ports.SessionMetrics`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.sessions_active = Gauge("edge_sessions_active", "Active analysis sessions", registry=r)
+        self.sessions_total = Counter("edge_sessions_opened", "Sessions opened", registry=r)
+        self.sessions_closed = Counter(
+            "edge_sessions_closed", "Sessions closed, by reason", ["reason"], registry=r
+        )
+        self.sessions_rejected = Counter(
+            "edge_sessions_rejected", "Sessions refused, by reason", ["reason"], registry=r
+        )
+        self.chunks = Counter("edge_chunks_processed", "Audio chunks analysed", registry=r)
+        self.chunks_rejected = Counter(
+            "edge_chunks_rejected", "Audio chunks refused or dropped, by reason", ["reason"], registry=r
+        )
+        self.onsets = Counter("edge_onsets_detected", "Onsets reported", registry=r)
+        self.stage_latency = Histogram(
+            "edge_stage_latency_seconds",
+            "Server time per chunk and stage (decode, analyze, total = receive to send)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self._decode = self.stage_latency.labels("decode")
+        self._analyze = self.stage_latency.labels("analyze")
+        self._total = self.stage_latency.labels("total")
+
+    def session_opened(self, active: int) -> None:
+        self.sessions_total.inc()
+        self.sessions_active.set(active)
+
+    def session_closed(self, reason: str, active: int) -> None:
+        self.sessions_closed.labels(reason).inc()
+        self.sessions_active.set(active)
+
+    def session_rejected(self, reason: str) -> None:
+        self.sessions_rejected.labels(reason).inc()
+
+    def chunk_processed(
+        self, *, decode_s: float, analyze_s: float, total_s: float, onsets: int
+    ) -> None:
+        self.chunks.inc()
+        self._decode.observe(decode_s)
+        self._analyze.observe(analyze_s)
+        self._total.observe(total_s)
+        if onsets:
+            self.onsets.inc(onsets)
+
+    def chunk_rejected(self, reason: str) -> None:
+        self.chunks_rejected.labels(reason).inc()

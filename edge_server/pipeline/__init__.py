@@ -1,0 +1,1 @@
+"""Sessions, decoding, validation and scheduling of analysis work (no wire formats here)."""

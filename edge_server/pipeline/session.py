@@ -1,0 +1,172 @@
+"""One musician's stream: sequence checks, decoding and causal analysis."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ..dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from .decode import decode_audio
+from .events import (
+    ChunkAnalysis,
+    ChunkOutcome,
+    Features,
+    Onset,
+    SessionSummary,
+    StreamWarningEvent,
+    WarningKind,
+)
+from .settings import AnalysisKind, StreamSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionLimits:
+    """Bounds on one session.
+
+    Attributes
+    ----------
+    max_chunk_s : float
+        Longest chunk accepted, s of audio (sets the byte limit for the stream's format).
+    max_onset_log : int
+        Onsets kept for :meth:`Session.onset_log`; older ones are dropped first and counted.
+    """
+
+    max_chunk_s: float = 0.5
+    max_onset_log: int = 20_000
+
+
+@dataclass
+class StageTimes:
+    """Time spent in each stage for the last chunk, s."""
+
+    decode_s: float = 0.0
+    analyze_s: float = 0.0
+
+
+class Session:
+    """Stateful analysis of one stream. Not thread-safe: feed chunks one at a time."""
+
+    def __init__(
+        self, *, settings: StreamSettings, analyzer_config: AnalyzerConfig, limits: SessionLimits
+    ) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.analyzer = StreamAnalyzer(input_rate_hz=settings.sample_rate_hz, config=analyzer_config)
+        frames = int(limits.max_chunk_s * settings.sample_rate_hz)
+        self.max_chunk_bytes = frames * settings.channels * settings.encoding.sample_bytes
+        self.max_chunk_samples = frames
+        self._want_onsets = AnalysisKind.ONSETS in settings.analyses
+        self._want_features = AnalysisKind.FEATURES in settings.analyses
+        self._next_seq = 0
+        self.chunks_processed = 0
+        self.chunks_dropped = 0
+        self.chunks_lost = 0
+        self.onsets_total = 0
+        self._onset_log: deque[Onset] = deque(maxlen=limits.max_onset_log)
+        self.active = True
+        self.started_monotonic = time.monotonic()
+        self.ended_monotonic: float | None = None
+        self.stages = StageTimes()
+
+    @property
+    def session_id(self) -> str:
+        return self.settings.session_id
+
+    def check_seq(self, seq: int) -> tuple[bool, tuple[StreamWarningEvent, ...]]:
+        """Sequence policy: duplicates (seq below the next expected) are dropped with a warning;
+        a jump forward counts the skipped chunks as lost and continues."""
+        if seq < self._next_seq:
+            self.chunks_dropped += 1
+            w = StreamWarningEvent(
+                WarningKind.DUPLICATE_SEQUENCE,
+                f"audio.seq={seq} already processed (next expected {self._next_seq}); chunk dropped",
+                seq,
+            )
+            return False, (w,)
+        warnings: tuple[StreamWarningEvent, ...] = ()
+        if seq > self._next_seq:
+            lost = seq - self._next_seq
+            self.chunks_lost += lost
+            warnings = (
+                StreamWarningEvent(
+                    WarningKind.SEQUENCE_GAP,
+                    f"audio.seq={seq} skips {lost} chunk(s) after {self._next_seq - 1}; "
+                    "they are counted as lost and analysis continues",
+                    seq,
+                ),
+            )
+        return True, warnings
+
+    def process_chunk(self, *, seq: int, data: bytes, capture_t_ns: int) -> ChunkOutcome:
+        """Validate, decode and analyse one chunk (CPU work; call off the event loop when big).
+
+        Raises :class:`StreamError` for invalid audio; the session state is unchanged then.
+        """
+        accept, warnings = self.check_seq(seq)
+        if not accept:
+            return ChunkOutcome(None, warnings)
+        t0 = time.perf_counter()
+        samples = decode_audio(
+            data,
+            encoding=self.settings.encoding,
+            channels=self.settings.channels,
+            max_bytes=self.max_chunk_bytes,
+        )
+        t1 = time.perf_counter()
+        self._next_seq = seq + 1
+        block = self.analyzer.process(samples)
+        onsets: tuple[Onset, ...] = ()
+        if self._want_onsets and block.onset_times_s.size:
+            onsets = tuple(
+                Onset(t, s, d)
+                for t, s, d in zip(
+                    block.onset_times_s.tolist(),
+                    block.onset_strengths.tolist(),
+                    block.onset_detected_at_s.tolist(),
+                    strict=True,
+                )
+            )
+            self._onset_log.extend(onsets)
+            self.onsets_total += len(onsets)
+        features = None
+        if self._want_features and block.n_frames:
+            features = Features(
+                first_time_s=block.first_frame_time_s,
+                hop_s=self.analyzer.config.hop_s,
+                rms_db=block.rms_db,
+                centroid_hz=block.centroid_hz,
+                flux=block.flux,
+            )
+        self.chunks_processed += 1
+        self.stages.decode_s = t1 - t0
+        self.stages.analyze_s = time.perf_counter() - t1
+        analysis = ChunkAnalysis(
+            seq=seq,
+            capture_t_ns=capture_t_ns,
+            onsets=onsets,
+            features=features,
+            stream_time_s=self.analyzer.stream_time_s,
+        )
+        return ChunkOutcome(analysis, warnings)
+
+    def onset_log(self) -> tuple[list[Onset], int]:
+        """Retained onsets and how many older ones were dropped from the log."""
+        log = list(self._onset_log)
+        return log, self.onsets_total - len(log)
+
+    def summary(self) -> SessionSummary:
+        return SessionSummary(
+            session_id=self.session_id,
+            chunks_processed=self.chunks_processed,
+            chunks_dropped=self.chunks_dropped,
+            chunks_lost=self.chunks_lost,
+            onsets=self.onsets_total,
+            notes=0,
+            stream_time_s=self.analyzer.stream_time_s,
+        )
+
+    def close(self) -> None:
+        if self.active:
+            self.active = False
+            self.ended_monotonic = time.monotonic()

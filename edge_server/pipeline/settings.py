@@ -1,0 +1,78 @@
+"""Validated per-stream settings (what the client asked for)."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from .errors import invalid
+
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 48_000
+_SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class Encoding(enum.Enum):
+    PCM16_LE = "PCM16_LE"
+    FLOAT32_LE = "FLOAT32_LE"
+
+    @property
+    def sample_bytes(self) -> int:
+        return 2 if self is Encoding.PCM16_LE else 4
+
+
+class AnalysisKind(enum.Enum):
+    ONSETS = "ONSETS"
+    FEATURES = "FEATURES"
+
+
+DEFAULT_ANALYSES = frozenset({AnalysisKind.ONSETS, AnalysisKind.FEATURES})
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSettings:
+    sample_rate_hz: int
+    encoding: Encoding
+    channels: int
+    analyses: frozenset[AnalysisKind]
+    session_id: str
+    client_name: str
+
+
+def validate_session_id(session_id: str, *, field: str = "session_id") -> str:
+    if not _SESSION_ID.match(session_id):
+        raise invalid(
+            f"{field}={session_id[:40]!r} is invalid; use 1..128 characters of [A-Za-z0-9._-]"
+        )
+    return session_id
+
+
+def make_settings(
+    *,
+    sample_rate_hz: int,
+    encoding: Encoding,
+    channels: int,
+    analyses: frozenset[AnalysisKind],
+    session_id: str,
+    client_name: str,
+) -> StreamSettings:
+    """Check ranges and return settings; raises :class:`StreamError` naming the field."""
+    if not MIN_SAMPLE_RATE_HZ <= sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+        raise invalid(
+            f"config.sample_rate_hz={sample_rate_hz} is out of range "
+            f"[{MIN_SAMPLE_RATE_HZ}, {MAX_SAMPLE_RATE_HZ}] Hz"
+        )
+    if channels not in (1, 2):
+        raise invalid(f"config.channels={channels} is out of range [1, 2]")
+    validate_session_id(session_id, field="config.session_id")
+    if len(client_name) > 64:
+        raise invalid(f"config.client_name has {len(client_name)} characters; at most 64")
+    return StreamSettings(
+        sample_rate_hz=sample_rate_hz,
+        encoding=encoding,
+        channels=channels,
+        analyses=analyses or DEFAULT_ANALYSES,
+        session_id=session_id,
+        client_name=client_name,
+    )

@@ -1,0 +1,1 @@
+"""Wire formats (gRPC, HTTP) <-> pipeline types. The only package that imports *_pb2."""

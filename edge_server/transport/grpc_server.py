@@ -1,0 +1,58 @@
+"""Build the gRPC server: analysis service, health and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from seminote.edge.v1 import analysis_pb2, analysis_pb2_grpc
+
+from .grpc_service import AudioAnalysisService
+
+SERVICE_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AudioAnalysis"].full_name
+
+# 1 MiB: a 0.5 s chunk at 48 kHz stereo FLOAT32 is 384 kB; larger messages get gRPC's own
+# RESOURCE_EXHAUSTED before they are parsed.
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+class GrpcEndpoint:
+    """The node's gRPC server and its health servicer."""
+
+    def __init__(self, *, service: AudioAnalysisService, host: str, port: int) -> None:
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_time_ms", 20_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        analysis_pb2_grpc.add_AudioAnalysisServicer_to_server(service, self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"could not bind gRPC port {host}:{port}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.server.stop(grace_s)

@@ -1,0 +1,173 @@
+"""The AudioAnalysis gRPC service: stream messages <-> session calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from ..pipeline.errors import ErrorKind, StreamError
+from ..pipeline.manager import SessionManager
+from ..pipeline.offload import CpuOffloader
+from ..pipeline.session import Session
+from .convert import (
+    analyses_to_pb,
+    onset_to_pb,
+    result_to_pb,
+    settings_from_pb,
+    summary_to_pb,
+    warning_to_pb,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
+    """Per stream, one chunk is in flight: read, analyse, write, then read the next. The only
+    buffering is gRPC's HTTP/2 flow-control window, so a fast sender is slowed by TCP, and a
+    client that stops reading is ended with RESOURCE_EXHAUSTED after ``write_stall_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        *,
+        manager: SessionManager,
+        offloader: CpuOffloader,
+        node_id: str,
+        write_stall_timeout_s: float = 5.0,
+    ) -> None:
+        self._manager = manager
+        self._offloader = offloader
+        self._node_id = node_id
+        self._stall_s = write_stall_timeout_s
+
+    async def _write(self, context: grpc.aio.ServicerContext, msg: pb.AnalyzeResponse) -> None:
+        try:
+            await asyncio.wait_for(context.write(msg), timeout=self._stall_s)
+        except TimeoutError:
+            raise StreamError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"client has not read results for {self._stall_s:.1f} s "
+                "(write_stall_timeout_s); stream ended",
+            ) from None
+
+    async def Analyze(  # noqa: N802 - name fixed by the generated base class
+        self,
+        request_iterator: AsyncIterator[pb.AnalyzeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        session: Session | None = None
+        reason = "error"
+        metrics = self._manager.metrics
+        try:
+            async for req in request_iterator:
+                t_recv = time.perf_counter_ns()
+                kind = req.WhichOneof("kind")
+                if session is None:
+                    if kind != "config":
+                        raise StreamError(
+                            ErrorKind.FAILED_PRECONDITION,
+                            f"first message must set 'config'; got {kind or 'an empty request'}",
+                        )
+                    settings = settings_from_pb(
+                        req.config, default_session_id=self._manager.new_session_id()
+                    )
+                    session = self._manager.open(settings)
+                    await self._write(context, self._started(session))
+                    continue
+                if kind == "config":
+                    raise StreamError(
+                        ErrorKind.FAILED_PRECONDITION,
+                        "config: already received; it is sent once, as the first message",
+                    )
+                if kind != "audio":
+                    raise StreamError(
+                        ErrorKind.INVALID_ARGUMENT, "request: empty; set 'config' or 'audio'"
+                    )
+                chunk = req.audio
+                s = session
+                width = s.settings.channels * s.settings.encoding.sample_bytes
+                outcome = await self._offloader.run(
+                    len(chunk.data) // width,
+                    lambda s=s, c=chunk: s.process_chunk(  # type: ignore[misc]
+                        seq=c.seq, data=c.data, capture_t_ns=c.capture_t_ns
+                    ),
+                )
+                for w in outcome.warnings:
+                    metrics.chunk_rejected(w.kind.value.lower())
+                    await self._write(context, warning_to_pb(w))
+                if outcome.analysis is not None:
+                    a = outcome.analysis
+                    msg = result_to_pb(a, server_processing_ns=time.perf_counter_ns() - t_recv)
+                    await self._write(context, msg)
+                    metrics.chunk_processed(
+                        decode_s=s.stages.decode_s,
+                        analyze_s=s.stages.analyze_s,
+                        total_s=(time.perf_counter_ns() - t_recv) / 1e9,
+                        onsets=len(a.onsets),
+                    )
+            if session is None:
+                raise StreamError(
+                    ErrorKind.INVALID_ARGUMENT, "stream closed before 'config' was sent"
+                )
+            await self._write(
+                context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary()))
+            )
+            reason = "completed"
+        except StreamError as e:
+            reason = e.kind.value.lower()
+            if e.kind is not ErrorKind.RESOURCE_EXHAUSTED or session is not None:
+                metrics.chunk_rejected(reason)
+            await context.abort(STATUS[e.kind], e.message)
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            raise
+        finally:
+            if session is not None:
+                self._manager.close(session, reason=reason)
+
+    def _started(self, session: Session) -> pb.AnalyzeResponse:
+        an = session.analyzer
+        c = an.config
+        return pb.AnalyzeResponse(
+            started=pb.StreamStarted(
+                session_id=session.session_id,
+                node_id=self._node_id,
+                analysis_sample_rate_hz=c.analysis_rate_hz,
+                frame_samples=c.frame_samples,
+                hop_samples=c.hop_samples,
+                algorithmic_latency_s=an.algorithmic_latency_s,
+                analyses=analyses_to_pb(session.settings.analyses),
+                max_chunk_bytes=session.max_chunk_bytes,
+            )
+        )
+
+    async def GetSession(  # noqa: N802 - name fixed by the generated base class
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSessionResponse:
+        try:
+            session = self._manager.get(request.session_id)
+        except StreamError as e:
+            await context.abort(STATUS[e.kind], e.message)
+        onsets, truncated = session.onset_log()
+        return pb.GetSessionResponse(
+            session_id=session.session_id,
+            active=session.active,
+            summary=summary_to_pb(session.summary()),
+            onsets=[onset_to_pb(o) for o in onsets],
+            onsets_truncated=truncated,
+        )

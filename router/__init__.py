@@ -1,0 +1,1 @@
+"""Routing of clients to edge nodes (see the Router issue); empty for now."""
