@@ -180,7 +180,8 @@ class AnalysisClient:
                 ("grpc.keepalive_time_ms", 20_000),
             ],
         )
-        self._stub = pb_grpc.AudioAnalysisStub(self._channel)
+        # generated *_pb2_grpc code carries no annotations
+        self._stub = pb_grpc.AudioAnalysisStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> AnalysisClient:
         return self
@@ -221,7 +222,9 @@ class AnalysisClient:
 
     @staticmethod
     async def _send(
-        call: grpc.aio.StreamStreamCall, audio: WavAudio, options: StreamOptions
+        call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
+        audio: WavAudio,
+        options: StreamOptions,
     ) -> None:
         await call.write(config_request(audio, options))
         step = options.chunk_frames * audio.frame_bytes
@@ -241,4 +244,7 @@ class AnalysisClient:
         await call.done_writing()
 
     async def get_session(self, session_id: str) -> pb.GetSessionResponse:
-        return await self._stub.GetSession(pb.GetSessionRequest(session_id=session_id))
+        resp: pb.GetSessionResponse = await self._stub.GetSession(
+            pb.GetSessionRequest(session_id=session_id)
+        )
+        return resp

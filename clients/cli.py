@@ -56,7 +56,7 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
 async def stream_file(
     path: Path, *, target: str | None, options: StreamOptions, quiet: bool
 ) -> StreamResult:
-    audio = read_wav(path)
+    audio = await asyncio.to_thread(read_wav, path)
     result = StreamResult()
     if target is None:
         from .inprocess import analyze_inprocess  # needs the server package
@@ -97,11 +97,7 @@ async def _cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _cmd_eval(args: argparse.Namespace) -> int:
-    files = sorted(Path(args.corpus_dir).glob("*.wav"))
-    if not files:
-        print(f"no *.wav in {args.corpus_dir}", file=sys.stderr)
-        return 2
+async def _cmd_eval(args: argparse.Namespace, files: list[Path]) -> int:
     out = Path(args.out_dir)
     for i, path in enumerate(files, 1):
         t0 = time.perf_counter()
@@ -172,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "stream":
             return asyncio.run(_cmd_stream(args))
         if args.cmd == "eval":
-            return asyncio.run(_cmd_eval(args))
+            files = sorted(Path(args.corpus_dir).glob("*.wav"))
+            if not files:
+                print(f"edge-client: no *.wav in {args.corpus_dir}", file=sys.stderr)
+                return 2
+            return asyncio.run(_cmd_eval(args, files))
         if args.cmd == "session":
             return asyncio.run(_cmd_session(args))
         if args.cmd == "demo":

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from .analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
@@ -21,54 +19,55 @@ DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "mozart_k545_mvt1_20s.wav"
 
 
-async def _start_server(ports_file: Path) -> asyncio.subprocess.Process:
+async def _start_server() -> tuple[asyncio.subprocess.Process, dict[str, int]]:
+    """Start ``edge-server serve`` on free ports; its first stdout line names them."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "edge_server.cli", "serve",
         "--grpc-port", "0", "--http-port", "0", "--node-id", "demo-node",
-        "--ports-file", str(ports_file), "--log-level", "WARNING",
+        "--log-level", "WARNING",
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not ports_file.exists() or not ports_file.read_text():
-        if proc.returncode is not None or time.monotonic() > deadline:
-            raise RuntimeError("edge-server did not start")
-        await asyncio.sleep(0.05)
-    return proc
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+    fields = dict(p.split("=", 1) for p in line.decode().split()[2:])
+    if not line.startswith(b"edge-server ready"):
+        proc.kill()
+        raise RuntimeError(f"edge-server did not start: {line!r}")
+    return proc, {k: int(v) for k, v in fields.items()}
 
 
 async def run_demo(*, file: str | None, realtime: bool) -> int:
     path = Path(file) if file else EXCERPT
-    audio = read_wav(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        ports_file = Path(tmp) / "ports.json"
-        proc = await _start_server(ports_file)
-        try:
-            ports = json.loads(ports_file.read_text())
-            target = f"127.0.0.1:{ports['grpc']}"
-            print(
-                f"== edge-server up (gRPC {target}, metrics http://127.0.0.1:{ports['http']}"
-                f"/metrics); streaming {path.name} ({audio.duration_s:.1f} s) "
-                f"{'at real-time pace' if realtime else 'as fast as possible'}",
-                flush=True,
-            )
-            result = StreamResult()
-            opts = StreamOptions(realtime=realtime, client_name="demo")
-            async with AnalysisClient(target) as client:
-                await client.wait_ready()
-                async for event in client.stream(audio, opts):
-                    result.add(event)
-                    _print_event(event, quiet=False)
-                    if isinstance(event, ChunkResultEvent) and event.seq % 43 == 42:
-                        f = event.features
-                        if f is not None and f.rms_db:
-                            print(
-                                f"   [{event.stream_time_s:5.1f} s] level {f.rms_db[-1]:6.1f} dBFS"
-                                f"  centroid {f.spectral_centroid_hz[-1]:6.0f} Hz",
-                                flush=True,
-                            )
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            code = await proc.wait()
+    audio = await asyncio.to_thread(read_wav, path)
+    proc, ports = await _start_server()
+    try:
+        target = f"127.0.0.1:{ports['grpc']}"
+        print(
+            f"== edge-server up (gRPC {target}, metrics http://127.0.0.1:{ports['http']}"
+            f"/metrics); streaming {path.name} ({audio.duration_s:.1f} s) "
+            f"{'at real-time pace' if realtime else 'as fast as possible'}",
+            flush=True,
+        )
+        result = StreamResult()
+        opts = StreamOptions(realtime=realtime, client_name="demo")
+        async with AnalysisClient(target) as client:
+            await client.wait_ready()
+            async for event in client.stream(audio, opts):
+                result.add(event)
+                _print_event(event, quiet=False)
+                if isinstance(event, ChunkResultEvent) and event.seq % 43 == 42:
+                    feats = event.features
+                    if feats is not None and feats.rms_db:
+                        print(
+                            f"   [{event.stream_time_s:5.1f} s] level "
+                            f"{feats.rms_db[-1]:6.1f} dBFS  centroid "
+                            f"{feats.spectral_centroid_hz[-1]:6.0f} Hz",
+                            flush=True,
+                        )
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await proc.wait()
     lat = result.latency_percentiles_ms()
     print("== summary")
     print(f"   chunks {result.chunks}, hops {result.hops}, onsets {len(result.onsets)}")
@@ -77,9 +76,8 @@ async def run_demo(*, file: str | None, realtime: bool) -> int:
             f"   audio-to-result latency p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
             f"p99 {lat['p99']:.2f} ms (client clock, loopback)"
         )
-    truth = path.with_suffix(".json")
-    if truth.exists():
-        ref = json.loads(truth.read_text())["onsets_s"]
+    ref = await asyncio.to_thread(_truth_onsets, path.with_suffix(".json"))
+    if ref is not None:
         f, p, r = onset_f_measure(ref, result.onset_times_s())
         print(f"   onset F1 vs ground truth {f:.3f} (precision {p:.3f}, recall {r:.3f}, 50 ms)")
     print(f"   server stopped (exit code {code})")
@@ -88,3 +86,10 @@ async def run_demo(*, file: str | None, realtime: bool) -> int:
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(run_demo(file=os.environ.get("DEMO_WAV"), realtime=True)))
+
+
+def _truth_onsets(path: Path) -> list[float] | None:
+    if not path.exists():
+        return None
+    onsets: list[float] = json.loads(path.read_text())["onsets_s"]
+    return onsets

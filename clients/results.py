@@ -75,6 +75,8 @@ class StreamResult:
                 "notes": 0,
                 "warnings": len(self.warnings),
                 "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in lat.items()},
-                "server_ms_p50": round(float(np.median(self.server_ms)), 3) if self.server_ms else None,
+                "server_ms_p50": round(float(np.median(self.server_ms)), 3)
+                if self.server_ms
+                else None,
             }
         )

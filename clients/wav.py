@@ -78,11 +78,13 @@ def _to_float(tag: int, bits: int, data: bytes, path: Path) -> npt.NDArray[np.fl
         v = np.where(v >= 1 << 23, v - (1 << 24), v)
         return (v / float(1 << 23)).astype(np.float32)
     if tag == 1 and bits == 32:
-        return (np.frombuffer(data[: len(data) // 4 * 4], "<i4") / float(1 << 31)).astype(np.float32)
-    if tag == 3 and bits == 32:
-        return np.nan_to_num(np.frombuffer(data[: len(data) // 4 * 4], "<f4")).astype(np.float32)
-    if tag == 3 and bits == 64:
-        return np.nan_to_num(np.frombuffer(data[: len(data) // 8 * 8], "<f8")).astype(np.float32)
+        return (np.frombuffer(data[: len(data) // 4 * 4], "<i4") / float(1 << 31)).astype(
+            np.float32
+        )
+    if tag == 3 and bits in (32, 64):
+        width = bits // 8
+        raw = np.frombuffer(data[: len(data) // width * width], f"<f{width}")
+        return np.asarray(np.nan_to_num(raw), dtype=np.float32)
     raise ValueError(f"{path}: unsupported WAV format tag {tag} with {bits} bits")
 
 

@@ -69,7 +69,11 @@ class EdgeNode:
         self.serving = True
         log.info(
             "edge node %s serving: grpc %s:%d http %s:%d",
-            self.config.node_id, self.config.host, self.grpc_port, self.config.host, self.http_port,
+            self.config.node_id,
+            self.config.host,
+            self.grpc_port,
+            self.config.host,
+            self.http_port,
         )
 
     async def stop(self, grace_s: float | None = None) -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.5,
 )
 
 
@@ -25,7 +36,10 @@ class PrometheusMetrics:
         )
         self.chunks = Counter("edge_chunks_processed", "Audio chunks analysed", registry=r)
         self.chunks_rejected = Counter(
-            "edge_chunks_rejected", "Audio chunks refused or dropped, by reason", ["reason"], registry=r
+            "edge_chunks_rejected",
+            "Audio chunks refused or dropped, by reason",
+            ["reason"],
+            registry=r,
         )
         self.onsets = Counter("edge_onsets_detected", "Onsets reported", registry=r)
         self.stage_latency = Histogram(

@@ -103,9 +103,13 @@ class StreamAnalyzer:
     def __init__(self, *, input_rate_hz: int, config: AnalyzerConfig) -> None:
         self.config = config
         c = config
-        self._resampler = StreamingResampler(in_rate_hz=input_rate_hz, out_rate_hz=c.analysis_rate_hz)
+        self._resampler = StreamingResampler(
+            in_rate_hz=input_rate_hz, out_rate_hz=c.analysis_rate_hz
+        )
         self._ring = FrameRing(
-            frame_samples=c.frame_samples, hop_samples=c.hop_samples, max_write_samples=c.max_block_samples
+            frame_samples=c.frame_samples,
+            hop_samples=c.hop_samples,
+            max_write_samples=c.max_block_samples,
         )
         self._window: F32 = np.hanning(c.frame_samples + 1)[:-1].astype(np.float32)
         self._max_frames = c.max_block_samples // c.hop_samples + 1
@@ -177,9 +181,11 @@ class StreamAnalyzer:
         mag = fft.magnitudes(frames, self._window)
         centroid = spectral_centroid_hz(mag, self._bin_hz)
         ob = self._onset.process(mag)
-        ends = (ob.onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s
+        ends = np.asarray(
+            (ob.onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s, np.float64
+        )
         return AnalysisBlock(
-            onset_times_s=np.maximum(ends - c.onset.time_offset_s, 0.0),
+            onset_times_s=np.asarray(np.maximum(ends - c.onset.time_offset_s, 0.0), np.float64),
             onset_strengths=ob.strengths,
             onset_detected_at_s=ends,
             first_frame_time_s=self._frame_centre_s(first),

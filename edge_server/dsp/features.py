@@ -26,7 +26,7 @@ def rms_db(frames: F32) -> F32:
     """
     power = np.einsum("ij,ij->i", frames, frames) / np.float32(frames.shape[1])
     db = 10.0 * np.log10(np.maximum(power, 1e-12))
-    return np.maximum(db, RMS_FLOOR_DB).astype(np.float32)
+    return np.asarray(np.maximum(db, RMS_FLOOR_DB), dtype=np.float32)
 
 
 def spectral_centroid_hz(mag: F32, bin_hz: F32) -> F32:
@@ -48,4 +48,4 @@ def spectral_centroid_hz(mag: F32, bin_hz: F32) -> F32:
     weighted = mag @ bin_hz
     out = np.zeros_like(total)
     np.divide(weighted, total, out=out, where=total > 1e-9)
-    return out.astype(np.float32, copy=False)
+    return np.asarray(out, dtype=np.float32)

@@ -50,6 +50,8 @@ def log_filterbank(
         if mid > lo:
             fb[lo : mid + 1, i] = np.linspace(0.0, 1.0, mid - lo + 1)
         if hi > mid:
-            fb[mid : hi + 1, i] = np.maximum(fb[mid : hi + 1, i], np.linspace(1.0, 0.0, hi - mid + 1))
+            fb[mid : hi + 1, i] = np.maximum(
+                fb[mid : hi + 1, i], np.linspace(1.0, 0.0, hi - mid + 1)
+            )
         fb[mid, i] = 1.0
     return fb

@@ -29,6 +29,13 @@ class OnsetParams:
         SuperFlux vibrato suppression: width of the maximum filter over bands (odd).
     lag_frames : int
         SuperFlux: compare each frame with the max-filtered frame this many hops back.
+    ref_frames : int
+        The reference is the maximum over this many frames, from ``lag_frames`` back, so a
+        dip in one past frame (two partials interfering in a bin) does not look like a rise.
+    band_rise_cap : float
+        Largest rise one band can add to the ODF (log10 units; 1.0 = 20 dB). Onsets are
+        broadband while beating partials or noise move a few bands, so capping each band makes
+        the ODF count how many bands rise rather than how far one band swings.
     threshold : float
         Fixed part of the adaptive threshold (ODF units).
     avg_window_s : float
@@ -48,6 +55,8 @@ class OnsetParams:
     log_mul: float = 1000.0
     max_filter_bands: int = 3
     lag_frames: int = 2
+    ref_frames: int = 2
+    band_rise_cap: float = 1.0
     threshold: float = 2.0
     avg_window_s: float = 0.10
     max_window_s: float = 0.03
@@ -103,7 +112,9 @@ class OnsetDetector:
         )
         n_bands = self._fb.shape[1]
         self._lag = max(1, params.lag_frames)
-        self._hist: F32 = np.zeros((self._lag, n_bands), dtype=np.float32)
+        self._ref_n = max(1, params.ref_frames)
+        self._depth = self._lag + self._ref_n - 1
+        self._hist: F32 = np.zeros((self._depth, n_bands), dtype=np.float32)
         self._avg_n = max(1, round(params.avg_window_s * fps))
         self._max_n = max(1, round(params.max_window_s * fps))
         self._combine_n = max(1, round(params.combine_s * fps))
@@ -122,18 +133,24 @@ class OnsetDetector:
         bands = mag @ self._fb
         np.multiply(bands, p.log_mul, out=bands)
         np.log10(1.0 + bands, out=bands)
+        n = bands.shape[0]
         stacked = np.concatenate((self._hist, bands), axis=0)
-        ref = stacked[: bands.shape[0]]
+        # rows of `stacked`: frame t sits at row t + depth; its references at rows
+        # t + depth - lag - k for k in 0..ref_n-1
+        src = stacked[: stacked.shape[0] - self._lag]
+        maxed = src.copy()
         if p.max_filter_bands > 1:
-            half = p.max_filter_bands // 2
-            ref = ref.copy()
-            for s in range(1, half + 1):
-                np.maximum(ref[:, s:], stacked[: bands.shape[0], :-s], out=ref[:, s:])
-                np.maximum(ref[:, :-s], stacked[: bands.shape[0], s:], out=ref[:, :-s])
+            for s in range(1, p.max_filter_bands // 2 + 1):
+                np.maximum(maxed[:, s:], src[:, :-s], out=maxed[:, s:])
+                np.maximum(maxed[:, :-s], src[:, s:], out=maxed[:, :-s])
+        off = self._ref_n - 1
+        ref = maxed[off : off + n].copy()
+        for k in range(1, self._ref_n):
+            np.maximum(ref, maxed[off - k : off - k + n], out=ref)
         diff = bands - ref
-        np.maximum(diff, 0.0, out=diff)
-        self._hist = stacked[-self._lag :].copy()
-        return diff.sum(axis=1, dtype=np.float32)
+        np.clip(diff, 0.0, p.band_rise_cap, out=diff)
+        self._hist = stacked[-self._depth :].copy()
+        return np.asarray(diff.sum(axis=1, dtype=np.float32), dtype=np.float32)
 
     def process(self, mag: F32) -> OnsetBatch:
         """Consume the next frames' magnitudes.
@@ -164,9 +181,7 @@ class OnsetDetector:
             level = mean + thr
             if v >= level and t - self._last_onset >= self._combine_n:
                 lo = max(0, t - self._max_n + 1)
-                is_max = all(
-                    v >= float(ring[i % ring_n]) for i in range(lo, t)
-                )
+                is_max = all(v >= float(ring[i % ring_n]) for i in range(lo, t))
                 if is_max:
                     onsets.append(t)
                     strengths.append(v - level)

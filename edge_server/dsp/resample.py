@@ -70,7 +70,7 @@ class StreamingResampler:
             phase = t % self.up
             i0 = t // self.up - (n_prev - (self._k - 1))  # index into buf
             idx = i0[:, None] - self._j[None, :]
-            out = np.einsum("ij,ij->i", buf[idx], self._phases[phase]).astype(np.float32)
+            out = np.asarray(np.einsum("ij,ij->i", buf[idx], self._phases[phase]), np.float32)
         else:
             out = np.zeros(0, dtype=np.float32)
         self._hist = buf[buf.shape[0] - (self._k - 1) :].copy()

@@ -47,7 +47,9 @@ class FrameRing:
         """Append mono samples, shape ``(n,)``, ``n <= max_write_samples``."""
         n = int(samples.shape[0])
         if n > self.max_write_samples:
-            raise ValueError(f"write of {n} samples exceeds max_write_samples={self.max_write_samples}")
+            raise ValueError(
+                f"write of {n} samples exceeds max_write_samples={self.max_write_samples}"
+            )
         if self._end + n > self._buf.shape[0]:
             live = self._end - self._start
             self._buf[:live] = self._buf[self._start : self._end]

@@ -11,9 +11,7 @@ from .settings import Encoding
 F32 = npt.NDArray[np.float32]
 
 
-def decode_audio(
-    data: bytes, *, encoding: Encoding, channels: int, max_bytes: int
-) -> F32:
+def decode_audio(data: bytes, *, encoding: Encoding, channels: int, max_bytes: int) -> F32:
     """Decode one chunk to mono float32 in ``[-1, 1]`` (channels averaged).
 
     Raises :class:`StreamError`: RESOURCE_EXHAUSTED over ``max_bytes``; INVALID_ARGUMENT for a

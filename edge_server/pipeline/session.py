@@ -52,7 +52,9 @@ class Session:
     ) -> None:
         self.settings = settings
         self.limits = limits
-        self.analyzer = StreamAnalyzer(input_rate_hz=settings.sample_rate_hz, config=analyzer_config)
+        self.analyzer = StreamAnalyzer(
+            input_rate_hz=settings.sample_rate_hz, config=analyzer_config
+        )
         frames = int(limits.max_chunk_s * settings.sample_rate_hz)
         self.max_chunk_bytes = frames * settings.channels * settings.encoding.sample_bytes
         self.max_chunk_samples = frames
@@ -80,7 +82,8 @@ class Session:
             self.chunks_dropped += 1
             w = StreamWarningEvent(
                 WarningKind.DUPLICATE_SEQUENCE,
-                f"audio.seq={seq} already processed (next expected {self._next_seq}); chunk dropped",
+                f"audio.seq={seq} already processed (next expected {self._next_seq}); "
+                "chunk dropped",
                 seq,
             )
             return False, (w,)

@@ -26,7 +26,11 @@ _WARNINGS = {
 def settings_from_pb(cfg: pb.StreamConfig, *, default_session_id: str) -> StreamSettings:
     encoding = _ENCODINGS.get(cfg.encoding)
     if encoding is None:
-        name = pb.AudioEncoding.Name(cfg.encoding) if cfg.encoding in pb.AudioEncoding.values() else "?"
+        name = (
+            pb.AudioEncoding.Name(cfg.encoding)
+            if cfg.encoding in pb.AudioEncoding.values()
+            else "?"
+        )
         raise invalid(
             f"config.encoding={cfg.encoding} ({name}) is not accepted; allowed: "
             "AUDIO_ENCODING_PCM16_LE (1), AUDIO_ENCODING_FLOAT32_LE (2)"
@@ -50,7 +54,7 @@ def settings_from_pb(cfg: pb.StreamConfig, *, default_session_id: str) -> Stream
     )
 
 
-def analyses_to_pb(kinds: frozenset[AnalysisKind]) -> list[int]:
+def analyses_to_pb(kinds: frozenset[AnalysisKind]) -> list[pb.Analysis]:
     return sorted(_ANALYSES_BACK[k] for k in kinds)
 
 

@@ -31,7 +31,8 @@ class GrpcEndpoint:
                 ("grpc.keepalive_permit_without_calls", 1),
             ]
         )
-        analysis_pb2_grpc.add_AudioAnalysisServicer_to_server(service, self.server)
+        # generated *_pb2_grpc code carries no annotations
+        analysis_pb2_grpc.add_AudioAnalysisServicer_to_server(service, self.server)  # type: ignore[no-untyped-call]
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

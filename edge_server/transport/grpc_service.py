@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
@@ -36,10 +37,18 @@ STATUS = {
 }
 
 
+class _WriteStalled(StreamError):
+    """A write waited longer than the stall timeout for the client to read."""
+
+
 class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
     """Per stream, one chunk is in flight: read, analyse, write, then read the next. The only
-    buffering is gRPC's HTTP/2 flow-control window, so a fast sender is slowed by TCP, and a
-    client that stops reading is ended with RESOURCE_EXHAUSTED after ``write_stall_timeout_s``.
+    buffering is gRPC's HTTP/2 flow-control window, so a fast sender is slowed by TCP.
+
+    A client that stops reading: once a write has waited ``write_stall_timeout_s`` the session
+    is closed and its resources released, with status RESOURCE_EXHAUSTED. HTTP/2 cannot send
+    the status ahead of the results already queued for that client, so the client learns it
+    only if it reads again (gRPC may then report the reset stream as INTERNAL or CANCELLED).
     """
 
     def __init__(
@@ -55,11 +64,13 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         self._node_id = node_id
         self._stall_s = write_stall_timeout_s
 
-    async def _write(self, context: grpc.aio.ServicerContext, msg: pb.AnalyzeResponse) -> None:
+    async def _write(
+        self, context: grpc.aio.ServicerContext[Any, Any], msg: pb.AnalyzeResponse
+    ) -> None:
         try:
             await asyncio.wait_for(context.write(msg), timeout=self._stall_s)
         except TimeoutError:
-            raise StreamError(
+            raise _WriteStalled(
                 ErrorKind.RESOURCE_EXHAUSTED,
                 f"client has not read results for {self._stall_s:.1f} s "
                 "(write_stall_timeout_s); stream ended",
@@ -68,7 +79,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
     async def Analyze(  # noqa: N802 - name fixed by the generated base class
         self,
         request_iterator: AsyncIterator[pb.AnalyzeRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         session: Session | None = None
         reason = "error"
@@ -124,10 +135,16 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 raise StreamError(
                     ErrorKind.INVALID_ARGUMENT, "stream closed before 'config' was sent"
                 )
-            await self._write(
-                context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary()))
-            )
+            await self._write(context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary())))
             reason = "completed"
+        except _WriteStalled as e:
+            # The cancelled write leaves the call unable to send a status batch (the status
+            # would queue behind the unread results): cancel the RPC, which resets the stream.
+            reason = "stalled"
+            log.info("session stalled: %s", e.message)
+            context.set_code(STATUS[e.kind])
+            context.set_details(e.message)
+            raise asyncio.CancelledError from None
         except StreamError as e:
             reason = e.kind.value.lower()
             if e.kind is not ErrorKind.RESOURCE_EXHAUSTED or session is not None:
@@ -157,7 +174,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         )
 
     async def GetSession(  # noqa: N802 - name fixed by the generated base class
-        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetSessionResponse:
         try:
             session = self._manager.get(request.session_id)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from tests.signals import clicks, piano_like, tone
+
+TRUE_ONSETS = [0.5, 0.9, 1.25, 1.6, 2.2, 2.45, 3.0]
+
+
+def _onsets(x: np.ndarray, rate: int, chunk: int = 1024) -> np.ndarray:
+    an = StreamAnalyzer(input_rate_hz=rate, config=AnalyzerConfig())
+    out = [an.process(x[i : i + chunk]).onset_times_s for i in range(0, len(x), chunk)]
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_clicks_are_found_at_known_times(rate: int) -> None:
+    x = clicks(sample_rate_hz=rate, duration_s=3.5, onsets_s=TRUE_ONSETS)
+    got = _onsets(x, rate)
+    assert len(got) == len(TRUE_ONSETS)
+    np.testing.assert_allclose(got, TRUE_ONSETS, atol=0.012)
+
+
+def test_piano_like_tones_including_a_repeated_note() -> None:
+    pitches = [261.6, 329.6, 329.6, 392.0, 523.3, 196.0, 196.0]
+    x = piano_like(sample_rate_hz=44100, duration_s=3.5, onsets_s=TRUE_ONSETS, f0_hz=pitches)
+    got = _onsets(x, 44100)
+    assert len(got) == len(TRUE_ONSETS)
+    np.testing.assert_allclose(got, TRUE_ONSETS, atol=0.015)
+
+
+def test_steady_tone_and_silence_give_no_onsets() -> None:
+    x = np.concatenate(
+        [np.zeros(22050, dtype=np.float32), tone(sample_rate_hz=44100, duration_s=2, freq_hz=440)]
+    )
+    x[:100] = 0
+    got = _onsets(x, 44100)
+    # the tone's start at 0.5 s is the only onset
+    assert len(got) == 1 and abs(got[0] - 0.5) < 0.015
+
+
+def test_detection_is_causal_and_chunking_invariant() -> None:
+    x = piano_like(sample_rate_hz=44100, duration_s=3.5, onsets_s=TRUE_ONSETS)
+    full = _onsets(x, 44100, chunk=1024)
+    np.testing.assert_array_equal(_onsets(x, 44100, chunk=441), full)
+    # what is reported before 2.0 s does not change when later audio is replaced
+    y = x.copy()
+    y[int(2.0 * 44100) :] = 0.0
+    early = _onsets(y, 44100)
+    np.testing.assert_array_equal(early[early < 1.9], full[full < 1.9])
+
+
+def test_features_have_one_value_per_hop() -> None:
+    cfg = AnalyzerConfig()
+    an = StreamAnalyzer(input_rate_hz=22050, config=cfg)
+    x = tone(sample_rate_hz=22050, duration_s=1.0, freq_hz=1000.0, amp=1.0)
+    block = an.process(x)
+    assert block.n_frames == len(x) // cfg.hop_samples
+    assert block.rms_db.shape == block.centroid_hz.shape == block.flux.shape
+    assert block.rms_db[-1] == pytest.approx(-3.01, abs=0.1)
+    assert block.centroid_hz[-1] == pytest.approx(1000.0, abs=40.0)
+    assert block.first_frame_time_s == pytest.approx(
+        (cfg.hop_samples - cfg.frame_samples / 2) / 22050
+    )

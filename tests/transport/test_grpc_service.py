@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from edge_server.app import EdgeNode
+from tests.transport.helpers import (
+    ONSETS_S,
+    audio,
+    click_chunks,
+    config,
+    expect_status,
+    good_stream_works,
+    run,
+    stub,
+)
+
+
+async def test_stream_returns_started_results_in_order_and_summary(node: EdgeNode) -> None:
+    chunks = click_chunks()
+    out = await run(node, [config(session_id="happy")] + [audio(i, c, 1000 + i) for i, c in enumerate(chunks)])
+    assert out[0].WhichOneof("kind") == "started"
+    st = out[0].started
+    assert (st.session_id, st.node_id, st.analysis_sample_rate_hz) == ("happy", "test-node", 22050)
+    assert st.max_chunk_bytes == int(0.5 * 44100) * 2
+    results = [r.result for r in out if r.HasField("result")]
+    assert [r.seq for r in results] == list(range(len(chunks)))
+    assert [r.capture_t_ns for r in results] == [1000 + i for i in range(len(chunks))]
+    assert all(r.server_processing_ns > 0 for r in results)
+    onsets = [o.time_s for r in results for o in r.onsets]
+    np.testing.assert_allclose(onsets, ONSETS_S, atol=0.012)
+    hops = sum(len(r.features.rms_db) for r in results)
+    assert hops == len(b"".join(chunks)) // 2 // 2 // 128
+    assert out[-1].summary.chunks_processed == len(chunks)
+    assert out[-1].summary.onsets == 3
+    assert node.manager.active_count == 0
+
+
+async def test_get_session_returns_what_was_produced(node: EdgeNode) -> None:
+    await run(node, [config(session_id="gs")] + [audio(i, c) for i, c in enumerate(click_chunks())])
+    ch, s = stub(node)
+    async with ch:
+        r = await s.GetSession(pb.GetSessionRequest(session_id="gs"))
+        assert not r.active and len(r.onsets) == 3 and r.summary.onsets == 3
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await s.GetSession(pb.GetSessionRequest(session_id="nope"))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await s.GetSession(pb.GetSessionRequest(session_id="bad id!"))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "session_id" in (e.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("requests", "code", "needle"),
+    [
+        ([audio(0, b"\x00\x00")], grpc.StatusCode.FAILED_PRECONDITION, "first message must set 'config'"),
+        ([config(), config()], grpc.StatusCode.FAILED_PRECONDITION, "config: already received"),
+        ([config(sample_rate_hz=96000)], grpc.StatusCode.INVALID_ARGUMENT, "config.sample_rate_hz=96000 is out of range [8000, 48000]"),
+        ([config(sample_rate_hz=4000)], grpc.StatusCode.INVALID_ARGUMENT, "config.sample_rate_hz=4000"),
+        ([config(channels=3)], grpc.StatusCode.INVALID_ARGUMENT, "config.channels=3 is out of range [1, 2]"),
+        ([config(encoding=7)], grpc.StatusCode.INVALID_ARGUMENT, "config.encoding=7"),
+        ([config(encoding=0)], grpc.StatusCode.INVALID_ARGUMENT, "config.encoding=0"),
+        ([config(encoding=pb.AUDIO_ENCODING_OPUS)], grpc.StatusCode.INVALID_ARGUMENT, "AUDIO_ENCODING_OPUS"),
+        ([config(analyses=[pb.ANALYSIS_FEEDBACK])], grpc.StatusCode.INVALID_ARGUMENT, "config.analyses"),
+        ([config(session_id="no spaces")], grpc.StatusCode.INVALID_ARGUMENT, "config.session_id"),
+        ([config(), audio(0, b"\x00" * 1023)], grpc.StatusCode.INVALID_ARGUMENT, "not a multiple of 2"),
+        ([config(channels=2), audio(0, b"\x00" * 6)], grpc.StatusCode.INVALID_ARGUMENT, "not a multiple of 4"),
+        ([config(), audio(0, b"\x00" * 50_000)], grpc.StatusCode.RESOURCE_EXHAUSTED, "limit for this stream is 44100 bytes"),
+        ([config(), audio(0, b"\x00" * (2 << 20))], grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+        ([config(encoding=pb.AUDIO_ENCODING_FLOAT32_LE), audio(0, np.array([0, np.nan], "<f4").tobytes())], grpc.StatusCode.INVALID_ARGUMENT, "non-finite FLOAT32 value at sample 1"),
+        ([config(), pb.AnalyzeRequest()], grpc.StatusCode.INVALID_ARGUMENT, "request: empty"),
+        ([], grpc.StatusCode.INVALID_ARGUMENT, "stream closed before 'config'"),
+    ],
+    ids=[
+        "audio-before-config", "second-config", "rate-too-high", "rate-too-low", "channels",
+        "unknown-encoding", "unspecified-encoding", "opus-not-yet", "unknown-analysis", "bad-session-id",
+        "odd-pcm16", "partial-stereo-frame", "chunk-over-limit", "message-over-grpc-limit", "nan-float32",
+        "empty-request", "no-config",
+    ],
+)  # fmt: skip
+async def test_bad_input_gets_status_naming_the_field(
+    node: EdgeNode, requests: list[pb.AnalyzeRequest], code: grpc.StatusCode, needle: str
+) -> None:
+    details = await expect_status(node, requests, code)
+    assert needle in details
+    assert node.manager.active_count == 0
+    await good_stream_works(node)
+
+
+async def test_sequence_gaps_and_duplicates_are_reported_and_survived(node: EdgeNode) -> None:
+    chunks = click_chunks()
+    reqs = [config()]
+    seqs = [0, 1, 1, 0, 5, 6, 7] + list(range(8, len(chunks) + 3))
+    for seq, c in zip(seqs, chunks, strict=False):
+        reqs.append(audio(seq, c))
+    out = await run(node, reqs)
+    warnings = [r.warning for r in out if r.HasField("warning")]
+    codes = [w.code for w in warnings]
+    assert codes == [
+        pb.WARNING_CODE_DUPLICATE_SEQUENCE,
+        pb.WARNING_CODE_DUPLICATE_SEQUENCE,
+        pb.WARNING_CODE_SEQUENCE_GAP,
+    ]
+    assert "audio.seq=5 skips 3 chunk(s)" in warnings[2].message
+    s = out[-1].summary
+    assert (s.chunks_dropped, s.chunks_lost) == (2, 3)
+
+
+async def test_duplicate_active_session_id_and_capacity(node: EdgeNode) -> None:
+    ch, s = stub(node)
+    async with ch:
+        calls = []
+        for i in range(node.config.manager.max_sessions):
+            call = s.Analyze()
+            await call.write(config(session_id=f"cap{i}"))
+            assert (await call.read()).HasField("started")
+            calls.append(call)
+            if i == 0:
+                dup_details = await expect_status(
+                    node, [config(session_id="cap0")], grpc.StatusCode.ALREADY_EXISTS
+                )
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        details = await expect_status(node, [config(session_id="more")], grpc.StatusCode.RESOURCE_EXHAUSTED)
+        assert loop.time() - t0 < 0.5
+        assert "max_sessions=8" in details and "cap0" in dup_details
+        for call in calls:
+            await call.done_writing()
+            while (msg := await call.read()) is not grpc.aio.EOF:
+                last = msg
+            assert last.HasField("summary")
+    assert node.manager.active_count == 0
+    await good_stream_works(node)
+
+
+async def test_client_cancel_mid_stream_releases_the_session(node: EdgeNode) -> None:
+    ch, s = stub(node)
+    async with ch:
+        call = s.Analyze()
+        await call.write(config(session_id="cancelme"))
+        await call.read()
+        for i, c in enumerate(click_chunks()[:10]):
+            await call.write(audio(i, c))
+            await call.read()
+        assert node.manager.active_count == 1
+        other = asyncio.create_task(good_stream_works(node))
+        call.cancel()
+        await other
+        for _ in range(100):
+            if node.manager.active_count == 0:
+                break
+            await asyncio.sleep(0.02)
+    assert node.manager.active_count == 0
+    assert node.metrics.sessions_closed.labels("cancelled")._value.get() == 1
+
+
+async def test_client_that_stops_reading_is_ended_without_hurting_others(node: EdgeNode) -> None:
+    """Sends small chunks and never reads: once the HTTP/2 window is full the server's write
+    stalls; after write_stall_timeout_s (1 s here) the server frees the session. The client's
+    BDP probing is off so its window stays at the HTTP/2 default and the stall comes fast."""
+    ch = grpc.aio.insecure_channel(
+        f"127.0.0.1:{node.grpc_port}", options=[("grpc.http2.bdp_probe", 0)]
+    )
+    s = pb_grpc.AudioAnalysisStub(ch)
+    async with ch:
+        call = s.Analyze()
+        await call.write(config(session_id="deaf"))
+        small = b"\x00\x01" * 256
+
+        async def flood() -> None:
+            for i in range(200_000):
+                await call.write(audio(i, small))
+
+        flooder = asyncio.create_task(flood())
+        await asyncio.sleep(0.2)
+        assert node.manager.active_count == 1
+        # meanwhile a normal session streams to completion
+        await good_stream_works(node)
+        closed = node.metrics.sessions_closed.labels("stalled")
+        for _ in range(300):
+            if closed._value.get() == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert closed._value.get() == 1
+        assert node.manager.active_count == 0
+        flooder.cancel()  # cancels the client's call too
+        await asyncio.gather(flooder, return_exceptions=True)
+    await good_stream_works(node)
+
+
+async def test_health_and_reflection(node: EdgeNode) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
+        h = health_pb2_grpc.HealthStub(ch)
+        for svc in ("", "seminote.edge.v1.AudioAnalysis"):
+            r = await h.Check(health_pb2.HealthCheckRequest(service=svc))
+            assert r.status == health_pb2.HealthCheckResponse.SERVING
+        refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+        req = reflection_pb2.ServerReflectionRequest(list_services="")
+        names = set()
+        async for resp in refl.ServerReflectionInfo(iter([req])):
+            names |= {sv.name for sv in resp.list_services_response.service}
+        assert {"seminote.edge.v1.AudioAnalysis", "grpc.health.v1.Health"} <= names
+
+
+async def test_graceful_stop_reports_not_serving_and_refuses_new_streams() -> None:
+    from tests.conftest import make_config
+
+    n = EdgeNode(make_config(shutdown_grace_s=1.0))
+    await n.start()
+    ch, s = stub(n)
+    async with ch:
+        call = s.Analyze()
+        await call.write(config(session_id="inflight"))
+        await call.read()
+        stopping = asyncio.create_task(n.stop())
+        await asyncio.sleep(0.1)
+        assert n._health()["status"] == "NOT_SERVING"
+        h = health_pb2_grpc.HealthStub(ch)
+        # in-flight stream keeps working during the grace period
+        await call.write(audio(0, b"\x00\x00" * 1024))
+        assert (await call.read()).HasField("result")
+        await call.done_writing()
+        last = await call.read()
+        assert last.HasField("summary")
+        assert await call.read() is grpc.aio.EOF
+        await stopping
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await h.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
