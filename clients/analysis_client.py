@@ -216,8 +216,9 @@ class AnalysisClient:
         finally:
             if not sender.done():
                 sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                    await sender
+            # the read side already raised (or we were cancelled); the sender's error is the same
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await sender
             call.cancel()
 
     @staticmethod

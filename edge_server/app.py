@@ -31,7 +31,7 @@ class EdgeNode:
         self.offloader = CpuOffloader(
             inline_max_samples=config.inline_max_samples, max_workers=config.cpu_workers
         )
-        service = AudioAnalysisService(
+        self.service = service = AudioAnalysisService(
             manager=self.manager,
             offloader=self.offloader,
             node_id=config.node_id,
@@ -65,6 +65,7 @@ class EdgeNode:
 
     async def start(self) -> None:
         await self.http.start()
+        self.service.start()
         await self.grpc.start()
         self.serving = True
         log.info(
@@ -86,6 +87,7 @@ class EdgeNode:
         await self.grpc.set_serving(False)
         log.info("draining %d session(s) for up to %.1f s", self.manager.active_count, grace)
         await self.grpc.stop(grace)
+        await self.service.stop()
         await self.http.stop()
         self.offloader.shutdown()
 

@@ -35,7 +35,9 @@ def piano_like(
     return x.astype(np.float32)
 
 
-def clicks(*, sample_rate_hz: int, duration_s: float, onsets_s: list[float], amp: float = 0.5) -> F32:
+def clicks(
+    *, sample_rate_hz: int, duration_s: float, onsets_s: list[float], amp: float = 0.5
+) -> F32:
     """Short decaying noise bursts (5 ms) at ``onsets_s``."""
     rng = np.random.default_rng(1)
     n = int(duration_s * sample_rate_hz)

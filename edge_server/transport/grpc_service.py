@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,9 +37,7 @@ STATUS = {
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
-
-class _WriteStalled(StreamError):
-    """A write waited longer than the stall timeout for the client to read."""
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
@@ -48,7 +47,9 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
     A client that stops reading: once a write has waited ``write_stall_timeout_s`` the session
     is closed and its resources released, with status RESOURCE_EXHAUSTED. HTTP/2 cannot send
     the status ahead of the results already queued for that client, so the client learns it
-    only if it reads again (gRPC may then report the reset stream as INTERNAL or CANCELLED).
+    only if it reads again (gRPC then reports the reset stream as CANCELLED or INTERNAL).
+    One watchdog task per node checks the writes in progress: ``asyncio.wait_for`` on every
+    write would add a task and a loop iteration to each chunk's latency.
     """
 
     def __init__(
@@ -63,23 +64,43 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         self._offloader = offloader
         self._node_id = node_id
         self._stall_s = write_stall_timeout_s
+        self._writing: dict[asyncio.Task[Any], float] = {}
+        self._stalled: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
-    async def _write(
-        self, context: grpc.aio.ServicerContext[Any, Any], msg: pb.AnalyzeResponse
-    ) -> None:
+    def start(self) -> None:
+        """Start the stall watchdog (call from the running loop)."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+
+    async def _watch(self) -> None:
+        period = max(0.05, self._stall_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for task, since in list(self._writing.items()):
+                if now - since >= self._stall_s and task not in self._stalled:
+                    self._stalled.add(task)
+                    task.cancel()
+
+    async def _write(self, context: Context, msg: pb.AnalyzeResponse) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._writing[task] = time.monotonic()
         try:
-            await asyncio.wait_for(context.write(msg), timeout=self._stall_s)
-        except TimeoutError:
-            raise _WriteStalled(
-                ErrorKind.RESOURCE_EXHAUSTED,
-                f"client has not read results for {self._stall_s:.1f} s "
-                "(write_stall_timeout_s); stream ended",
-            ) from None
+            await context.write(msg)
+        finally:
+            self._writing.pop(task, None)
 
     async def Analyze(  # noqa: N802 - name fixed by the generated base class
-        self,
-        request_iterator: AsyncIterator[pb.AnalyzeRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
+        self, request_iterator: AsyncIterator[pb.AnalyzeRequest], context: Context
     ) -> None:
         session: Session | None = None
         reason = "error"
@@ -137,21 +158,26 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 )
             await self._write(context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary())))
             reason = "completed"
-        except _WriteStalled as e:
-            # The cancelled write leaves the call unable to send a status batch (the status
-            # would queue behind the unread results): cancel the RPC, which resets the stream.
-            reason = "stalled"
-            log.info("session stalled: %s", e.message)
-            context.set_code(STATUS[e.kind])
-            context.set_details(e.message)
-            raise asyncio.CancelledError from None
         except StreamError as e:
             reason = e.kind.value.lower()
-            if e.kind is not ErrorKind.RESOURCE_EXHAUSTED or session is not None:
-                metrics.chunk_rejected(reason)
+            metrics.chunk_rejected(reason)
             await context.abort(STATUS[e.kind], e.message)
         except asyncio.CancelledError:
-            reason = "cancelled"
+            task = asyncio.current_task()
+            if task in self._stalled:
+                # The cancelled write leaves the call unable to send a status batch (it would
+                # queue behind the unread results): the RPC is cancelled, resetting the stream.
+                self._stalled.discard(task)
+                reason = "stalled"
+                message = (
+                    f"client has not read results for {self._stall_s:.1f} s "
+                    "(write_stall_timeout_s); stream ended"
+                )
+                log.info("session %s: %s", session.session_id if session else "-", message)
+                context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+                context.set_details(message)
+            else:
+                reason = "cancelled"
             raise
         finally:
             if session is not None:
@@ -174,7 +200,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         )
 
     async def GetSession(  # noqa: N802 - name fixed by the generated base class
-        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.GetSessionRequest, context: Context
     ) -> pb.GetSessionResponse:
         try:
             session = self._manager.get(request.session_id)

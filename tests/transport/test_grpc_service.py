@@ -25,7 +25,9 @@ from tests.transport.helpers import (
 
 async def test_stream_returns_started_results_in_order_and_summary(node: EdgeNode) -> None:
     chunks = click_chunks()
-    out = await run(node, [config(session_id="happy")] + [audio(i, c, 1000 + i) for i, c in enumerate(chunks)])
+    out = await run(
+        node, [config(session_id="happy")] + [audio(i, c, 1000 + i) for i, c in enumerate(chunks)]
+    )
     assert out[0].WhichOneof("kind") == "started"
     st = out[0].started
     assert (st.session_id, st.node_id, st.analysis_sample_rate_hz) == ("happy", "test-node", 22050)
@@ -129,7 +131,9 @@ async def test_duplicate_active_session_id_and_capacity(node: EdgeNode) -> None:
                 )
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        details = await expect_status(node, [config(session_id="more")], grpc.StatusCode.RESOURCE_EXHAUSTED)
+        details = await expect_status(
+            node, [config(session_id="more")], grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
         assert loop.time() - t0 < 0.5
         assert "max_sessions=8" in details and "cap0" in dup_details
         for call in calls:
@@ -224,6 +228,10 @@ async def test_graceful_stop_reports_not_serving_and_refuses_new_streams() -> No
         await asyncio.sleep(0.1)
         assert n._health()["status"] == "NOT_SERVING"
         h = health_pb2_grpc.HealthStub(ch)
+        # a new stream is refused while draining
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await run(n, [config(session_id="late")])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         # in-flight stream keeps working during the grace period
         await call.write(audio(0, b"\x00\x00" * 1024))
         assert (await call.read()).HasField("result")

@@ -1,0 +1,70 @@
+"""Transport floor: the same proto and gRPC options as the edge server, no analysis.
+
+Answers every chunk with a ChunkResult that echoes seq and capture time, so a client measures
+exactly what gRPC + asyncio cost. ``python -m loadtests.echo_server --port 0``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from edge_server.transport.grpc_server import MAX_MESSAGE_BYTES
+
+
+class EchoService(pb_grpc.AudioAnalysisServicer):
+    async def Analyze(  # noqa: N802
+        self, request_iterator: AsyncIterator[pb.AnalyzeRequest], context: Any
+    ) -> None:
+        async for req in request_iterator:
+            t0 = time.perf_counter_ns()
+            if req.HasField("config"):
+                await context.write(pb.AnalyzeResponse(started=pb.StreamStarted(session_id="echo")))
+            else:
+                a = req.audio
+                r = pb.ChunkResult(seq=a.seq, capture_t_ns=a.capture_t_ns)
+                r.server_processing_ns = time.perf_counter_ns() - t0
+                await context.write(pb.AnalyzeResponse(result=r))
+        await context.write(pb.AnalyzeResponse(summary=pb.StreamSummary(session_id="echo")))
+
+
+async def serve(port: int) -> None:
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
+    pb_grpc.add_AudioAnalysisServicer_to_server(EchoService(), server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f"echo-server ready grpc={bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    asyncio.run(serve(p.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()
