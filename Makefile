@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint proto bench bench-latency clean
+.PHONY: demo test lint proto bench bench-latency bench-accuracy clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -23,7 +23,10 @@ lint: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/gen_proto.sh
 
-bench: bench-latency
+bench: bench-latency bench-accuracy
+
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m loadtests.accuracy
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m loadtests.latency
