@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
-from clients.wav import read_wav
+from clients.wav import WavAudio, read_wav
 from edge_server.dsp.analyzer import AnalyzerConfig
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import DEFAULT_ANALYSES, Encoding, make_settings
@@ -62,25 +62,36 @@ def _match(ref: list[float], est: list[float], window_s: float = 0.05) -> list[t
     return pairs
 
 
-async def _stream_split(target: str, split: Path, out: Path) -> dict[str, list[float]]:
-    out.mkdir(parents=True, exist_ok=True)
-    delays: list[float] = []
-    errors: list[float] = []
+async def _stream_files(
+    target: str, files: list[tuple[str, WavAudio]]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per file: (reported onset times, reported-at stream times)."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
     async with AnalysisClient(target) as client:
         await client.wait_ready()
-        for wav in sorted(split.glob("*.wav")):
-            audio = read_wav(wav)
+        for stem, audio in files:
             times: list[float] = []
             detected: list[float] = []
             async for ev in client.stream(audio, StreamOptions(analyses=("ONSETS",))):
                 if isinstance(ev, ChunkResultEvent):
                     times += [o.time_s for o in ev.onsets]
                     detected += [o.detected_at_s for o in ev.onsets]
-            (out / f"{wav.stem}.onsets.txt").write_text("".join(f"{t:.6f}\n" for t in times))
-            ref = json.loads(wav.with_suffix(".json").read_text())["onsets_s"]
-            for ri, ei in _match(ref, times):
-                delays.append(detected[ei] - ref[ri])
-                errors.append(times[ei] - ref[ri])
+            out[stem] = (times, detected)
+    return out
+
+
+def _write_and_measure(
+    split: Path, results: dict[str, tuple[list[float], list[float]]], out: Path
+) -> dict[str, list[float]]:
+    out.mkdir(parents=True, exist_ok=True)
+    delays: list[float] = []
+    errors: list[float] = []
+    for stem, (times, detected) in results.items():
+        (out / f"{stem}.onsets.txt").write_text("".join(f"{t:.6f}\n" for t in times))
+        ref = json.loads((split / f"{stem}.json").read_text())["onsets_s"]
+        for ri, ei in _match(ref, times):
+            delays.append(detected[ei] - ref[ri])
+            errors.append(times[ei] - ref[ri])
     return {"delay": delays, "error": errors}
 
 
@@ -147,25 +158,27 @@ def main() -> None:
     a = p.parse_args()
     clean, noisy = a.corpus / "public", a.corpus / "public" / "noisy"
 
-    async def both(target: str) -> dict[str, dict[str, list[float]]]:
-        return {
-            "clean": await _stream_split(target, clean, a.out_dir / "clean"),
-            "noisy": await _stream_split(target, noisy, a.out_dir / "noisy"),
-        }
+    splits = {"clean": clean, "noisy": noisy}
+    files = {k: [(p.stem, read_wav(p)) for p in sorted(v.glob("*.wav"))] for k, v in splits.items()}
 
-    meas = asyncio.run(_with_server(both))
+    async def both(target: str) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+        return {k: await _stream_files(target, v) for k, v in files.items()}
+
+    streamed = asyncio.run(_with_server(both))
+    meas = {k: _write_and_measure(splits[k], streamed[k], a.out_dir / k) for k in splits}
     f_clean = _score(a.corpus, a.out_dir / "clean", clean)
     f_noisy = _score(a.corpus, a.out_dir / "noisy", noisy)
     cost = _dsp_cost(clean)
     d = np.asarray(meas["clean"]["delay"]) * 1000
     e = np.asarray(meas["clean"]["error"]) * 1000
     dn = np.asarray(meas["noisy"]["delay"]) * 1000
-    print(f"| method | causal | onset F1 clean | onset F1 noisy | cost CPU-s/s |")
-    print(f"|---|---|---|---|---|")
+    print("| method | causal | onset F1 clean | onset F1 noisy | cost CPU-s/s |")
+    print("|---|---|---|---|---|")
     for name, causal, fc, fn, c in REFERENCE:
         print(f"| {name} (reference) | {causal} | {fc:.3f} | {fn:.3f} | {c:.4f} |")
     print(
-        f"| **seminote-edge onsets (gRPC stream)** | yes | {f_clean:.3f} | {f_noisy:.3f} | {cost:.4f} |"
+        "| **seminote-edge onsets (gRPC stream)** | yes "
+        f"| {f_clean:.3f} | {f_noisy:.3f} | {cost:.4f} |"
     )
     print(
         f"detection delay (reported-at minus true onset), clean: median {np.median(d):.1f} ms, "
@@ -176,11 +189,17 @@ def main() -> None:
         f"timing error (reported time minus true onset), clean: median {np.median(e):.1f} ms, "
         f"p5 {np.percentile(e, 5):.1f} ms, p95 {np.percentile(e, 95):.1f} ms"
     )
-    print(json.dumps({
-        "onset_f1_clean": f_clean, "onset_f1_noisy": f_noisy, "dsp_cpu_s_per_audio_s": round(cost, 5),
-        "detection_delay_ms": {"median": round(float(np.median(d)), 2), "p95": round(float(np.percentile(d, 95)), 2)},
+    summary = {
+        "onset_f1_clean": f_clean,
+        "onset_f1_noisy": f_noisy,
+        "dsp_cpu_s_per_audio_s": round(cost, 5),
+        "detection_delay_ms": {
+            "median": round(float(np.median(d)), 2),
+            "p95": round(float(np.percentile(d, 95)), 2),
+        },
         "timing_error_ms": {"median": round(float(np.median(e)), 2)},
-    }))  # fmt: skip
+    }
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -68,9 +68,9 @@ class StreamingResampler:
         if m.size and self.up == 1:
             # integer decimation: y[m] = sum_j h[j] x[m * down - j]; "valid" convolution index
             # v holds the output at buffer index v + k - 1
-            i0 = int(m[0]) * self.down - (n_prev - (self._k - 1))
+            first = int(m[0]) * self.down - (n_prev - (self._k - 1))
             full = np.convolve(buf, self._phases[0], mode="valid")
-            out = np.asarray(full[i0 - (self._k - 1) :: self.down][: m.size], np.float32)
+            out = np.asarray(full[first - (self._k - 1) :: self.down][: m.size], np.float32)
         elif m.size:
             t = m * self.down
             phase = t % self.up

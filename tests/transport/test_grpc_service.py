@@ -60,34 +60,48 @@ async def test_get_session_returns_what_was_produced(node: EdgeNode) -> None:
         assert "session_id" in (e.value.details() or "")
 
 
+IA = grpc.StatusCode.INVALID_ARGUMENT
+FP = grpc.StatusCode.FAILED_PRECONDITION
+RE = grpc.StatusCode.RESOURCE_EXHAUSTED
+NAN_F32 = np.array([0, np.nan], "<f4").tobytes()
+F32 = pb.AUDIO_ENCODING_FLOAT32_LE
+
+BAD_INPUTS = {
+    "audio-before-config": ([audio(0, b"\0\0")], FP, "first message must set 'config'"),
+    "second-config": ([config(), config()], FP, "config: already received"),
+    "rate-too-high": (
+        [config(sample_rate_hz=96000)],
+        IA,
+        "config.sample_rate_hz=96000 is out of range [8000, 48000]",
+    ),
+    "rate-too-low": ([config(sample_rate_hz=4000)], IA, "config.sample_rate_hz=4000"),
+    "channels": ([config(channels=3)], IA, "config.channels=3 is out of range [1, 2]"),
+    "unknown-encoding": ([config(encoding=7)], IA, "config.encoding=7"),
+    "unspecified-encoding": ([config(encoding=0)], IA, "config.encoding=0"),
+    "opus-not-yet": ([config(encoding=pb.AUDIO_ENCODING_OPUS)], IA, "AUDIO_ENCODING_OPUS"),
+    "unknown-analysis": ([config(analyses=[pb.ANALYSIS_FEEDBACK])], IA, "config.analyses"),
+    "bad-session-id": ([config(session_id="no spaces")], IA, "config.session_id"),
+    "odd-pcm16": ([config(), audio(0, b"\0" * 1023)], IA, "not a multiple of 2"),
+    "partial-stereo-frame": ([config(channels=2), audio(0, b"\0" * 6)], IA, "not a multiple of 4"),
+    "chunk-over-limit": (
+        [config(), audio(0, b"\0" * 50_000)],
+        RE,
+        "limit for this stream is 44100 bytes",
+    ),
+    "message-over-grpc-limit": ([config(), audio(0, b"\0" * (2 << 20))], RE, ""),
+    "nan-float32": (
+        [config(encoding=F32), audio(0, NAN_F32)],
+        IA,
+        "non-finite FLOAT32 value at sample 1",
+    ),
+    "empty-request": ([config(), pb.AnalyzeRequest()], IA, "request: empty"),
+    "no-config": ([], IA, "stream closed before 'config'"),
+}
+
+
 @pytest.mark.parametrize(
-    ("requests", "code", "needle"),
-    [
-        ([audio(0, b"\x00\x00")], grpc.StatusCode.FAILED_PRECONDITION, "first message must set 'config'"),
-        ([config(), config()], grpc.StatusCode.FAILED_PRECONDITION, "config: already received"),
-        ([config(sample_rate_hz=96000)], grpc.StatusCode.INVALID_ARGUMENT, "config.sample_rate_hz=96000 is out of range [8000, 48000]"),
-        ([config(sample_rate_hz=4000)], grpc.StatusCode.INVALID_ARGUMENT, "config.sample_rate_hz=4000"),
-        ([config(channels=3)], grpc.StatusCode.INVALID_ARGUMENT, "config.channels=3 is out of range [1, 2]"),
-        ([config(encoding=7)], grpc.StatusCode.INVALID_ARGUMENT, "config.encoding=7"),
-        ([config(encoding=0)], grpc.StatusCode.INVALID_ARGUMENT, "config.encoding=0"),
-        ([config(encoding=pb.AUDIO_ENCODING_OPUS)], grpc.StatusCode.INVALID_ARGUMENT, "AUDIO_ENCODING_OPUS"),
-        ([config(analyses=[pb.ANALYSIS_FEEDBACK])], grpc.StatusCode.INVALID_ARGUMENT, "config.analyses"),
-        ([config(session_id="no spaces")], grpc.StatusCode.INVALID_ARGUMENT, "config.session_id"),
-        ([config(), audio(0, b"\x00" * 1023)], grpc.StatusCode.INVALID_ARGUMENT, "not a multiple of 2"),
-        ([config(channels=2), audio(0, b"\x00" * 6)], grpc.StatusCode.INVALID_ARGUMENT, "not a multiple of 4"),
-        ([config(), audio(0, b"\x00" * 50_000)], grpc.StatusCode.RESOURCE_EXHAUSTED, "limit for this stream is 44100 bytes"),
-        ([config(), audio(0, b"\x00" * (2 << 20))], grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
-        ([config(encoding=pb.AUDIO_ENCODING_FLOAT32_LE), audio(0, np.array([0, np.nan], "<f4").tobytes())], grpc.StatusCode.INVALID_ARGUMENT, "non-finite FLOAT32 value at sample 1"),
-        ([config(), pb.AnalyzeRequest()], grpc.StatusCode.INVALID_ARGUMENT, "request: empty"),
-        ([], grpc.StatusCode.INVALID_ARGUMENT, "stream closed before 'config'"),
-    ],
-    ids=[
-        "audio-before-config", "second-config", "rate-too-high", "rate-too-low", "channels",
-        "unknown-encoding", "unspecified-encoding", "opus-not-yet", "unknown-analysis", "bad-session-id",
-        "odd-pcm16", "partial-stereo-frame", "chunk-over-limit", "message-over-grpc-limit", "nan-float32",
-        "empty-request", "no-config",
-    ],
-)  # fmt: skip
+    ("requests", "code", "needle"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS)
+)
 async def test_bad_input_gets_status_naming_the_field(
     node: EdgeNode, requests: list[pb.AnalyzeRequest], code: grpc.StatusCode, needle: str
 ) -> None:
