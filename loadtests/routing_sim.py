@@ -72,14 +72,28 @@ def make_fleet(rng: random.Random) -> list[SimNode]:
     return nodes
 
 
-def _node(nid: str, zone: str, prov: str, region: str, lat: float, lon: float, cap: int,
-          rng: random.Random) -> SimNode:  # fmt: skip
+def _node(
+    nid: str,
+    zone: str,
+    prov: str,
+    region: str,
+    lat: float,
+    lon: float,
+    cap: int,
+    rng: random.Random,
+) -> SimNode:
     info = NodeInfo(
-        node_id=nid, address=f"10.0.0.1:{50000 + len(nid)}", provider=prov, zone=zone, region=region,
-        latitude_deg=lat + rng.uniform(-0.2, 0.2), longitude_deg=lon + rng.uniform(-0.2, 0.2),
-        capabilities=frozenset({"onsets", "features", "notes"}), capacity=cap,
+        node_id=nid,
+        address=f"10.0.0.1:{50000 + len(nid)}",
+        provider=prov,
+        zone=zone,
+        region=region,
+        latitude_deg=lat + rng.uniform(-0.2, 0.2),
+        longitude_deg=lon + rng.uniform(-0.2, 0.2),
+        capabilities=frozenset({"onsets", "features", "notes"}),
+        capacity=cap,
         cost_per_hour=COST_PER_100[prov] * cap / 100 * rng.uniform(0.9, 1.1),
-    )  # fmt: skip
+    )
     return SimNode(info)
 
 
@@ -87,7 +101,6 @@ def simulate(strategy: str, n_clients: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     fleet = make_fleet(rng)
     by_id = {n.info.node_id: n for n in fleet}
-    total_cap = sum(n.info.capacity for n in fleet)
     zone_cap = {z[0]: sum(n.info.capacity for n in fleet if n.info.zone == z[0]) for z in ZONES}
     weights = [zone_cap[z[0]] * rng.uniform(0.85, 1.15) for z in ZONES]
     mean_session_s = 450.0
@@ -229,7 +242,8 @@ def main() -> None:
     a = p.parse_args()
     results: dict[str, dict[str, float]] = {}
     print(
-        "| strategy | p50 ms | p95 ms | imbalance (max/mean util) | refused | failovers | max util |"
+        "| strategy | p50 ms | p95 ms | imbalance (max/mean util) | refused | failovers "
+        "| max util |"
     )
     print("|---|---|---|---|---|---|---|")
     for name in STRATEGIES:

@@ -80,7 +80,7 @@ class Router:
         eligible = [r for r in healthy if not knows_load or ctx.load(r) < r.info.capacity]
         ranked = strat.rank(eligible, req, ctx)[: req.max_nodes]
         scores = (
-            strat.scores(ranked, req, ctx)  # type: ignore[attr-defined]
+            strat.scores(ranked, req, ctx)
             if hasattr(strat, "scores") and ranked
             else [float(len(ranked) - i) for i in range(len(ranked))]
         )

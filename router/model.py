@@ -119,7 +119,8 @@ def check_capabilities(caps: frozenset[str] | set[str], *, field_name: str) -> N
     unknown = sorted(set(caps) - CAPABILITIES)
     if unknown:
         raise invalid(
-            f"{field_name} has unknown {', '.join(unknown)}; known: {', '.join(sorted(CAPABILITIES))}"
+            f"{field_name} has unknown {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(CAPABILITIES))}"
         )
 
 

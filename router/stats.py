@@ -59,9 +59,14 @@ class RouterStats:
         return None if e is None else e.value_ms
 
     def expected_rtt_ms(
-        self, client_key: str, node_id: str, client_lat: float | None, client_lon: float | None,
-        node_lat: float, node_lon: float,
-    ) -> float:  # fmt: skip
+        self,
+        client_key: str,
+        node_id: str,
+        client_lat: float | None,
+        client_lon: float | None,
+        node_lat: float,
+        node_lon: float,
+    ) -> float:
         seen = self.observed_rtt_ms(client_key, node_id)
         if seen is not None:
             return seen

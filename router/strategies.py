@@ -213,9 +213,12 @@ class WeightedScore:
 
 def make_strategy(name: str, weights: Weights | None = None) -> Strategy:
     table: dict[str, type] = {
-        "round-robin": RoundRobin, "random": RandomChoice, "least-load": LeastLoad,
-        "latency-p2c": PeakEwmaP2C, "proximity": Proximity,
-    }  # fmt: skip
+        "round-robin": RoundRobin,
+        "random": RandomChoice,
+        "least-load": LeastLoad,
+        "latency-p2c": PeakEwmaP2C,
+        "proximity": Proximity,
+    }
     if name == "weighted":
         return WeightedScore(weights)
     if name not in table:

@@ -39,12 +39,17 @@ def _check_id(node_id: str) -> str:
 
 def _meta(info: NodeInfo, token: str) -> dict[str, str]:
     meta = {
-        "provider": info.provider, "zone": info.zone, "region": info.region,
-        "latitude_deg": repr(info.latitude_deg), "longitude_deg": repr(info.longitude_deg),
-        "capacity": str(info.capacity), "cost_per_hour": repr(info.cost_per_hour),
-        "capabilities": ",".join(sorted(info.capabilities)), "http_address": info.http_address,
+        "provider": info.provider,
+        "zone": info.zone,
+        "region": info.region,
+        "latitude_deg": repr(info.latitude_deg),
+        "longitude_deg": repr(info.longitude_deg),
+        "capacity": str(info.capacity),
+        "cost_per_hour": repr(info.cost_per_hour),
+        "capabilities": ",".join(sorted(info.capabilities)),
+        "http_address": info.http_address,
         "token_sha256": _sha(token),
-    }  # fmt: skip
+    }
     for k, v in info.metadata.items():
         key = f"m_{k}"
         if not _META_KEY.match(key) or len(v) > 512:
@@ -79,9 +84,13 @@ def _info_from_entry(svc: dict[str, Any]) -> NodeInfo:
 
 class ConsulRegistry:
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 8500, scheme: str = "http",
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8500,
+        scheme: str = "http",
         deregister_after_s: float = 60.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._c = consul.aio.Consul(host=host, port=port, scheme=scheme)
         self._deregister_after_s = deregister_after_s
         self._index: str | None = None

@@ -68,10 +68,16 @@ class RedisRegistry:
         return f"{self._prefix}:node:{node_id}"
 
     async def register(self, info: NodeInfo, *, token: str, ttl_s: float) -> None:
-        args = [
-            json.dumps(info.to_json()), info.address, token, json.dumps(asdict(NodeLoad())),
-            repr(time.time()), int(ttl_s * 1000), info.node_id, self._channel,
-        ]  # fmt: skip
+        args: list[str | int] = [
+            json.dumps(info.to_json()),
+            info.address,
+            token,
+            json.dumps(asdict(NodeLoad())),
+            repr(time.time()),
+            int(ttl_s * 1000),
+            info.node_id,
+            self._channel,
+        ]
         try:
             other = await self._register(keys=[self._key(info.node_id), self._index], args=args)
         except RedisError as e:
@@ -114,14 +120,14 @@ class RedisRegistry:
 
     async def list_nodes(self) -> list[NodeRecord]:
         try:
-            ids = sorted(await self._redis.smembers(self._index))  # type: ignore[misc]
+            ids = sorted(str(i) for i in await self._redis.smembers(self._index))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for node_id in ids:
                     pipe.hmget(self._key(node_id), "info", "load", "updated_at")
                 rows = await pipe.execute()
             gone = [i for i, row in zip(ids, rows, strict=True) if row[0] is None]
             if gone:
-                await self._redis.srem(self._index, *gone)  # type: ignore[misc]
+                await self._redis.srem(self._index, *gone)
         except RedisError as e:
             raise _unavailable(e) from e
         out = []

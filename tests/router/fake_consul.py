@@ -141,7 +141,12 @@ class FakeConsul:
             if svc["Service"] != name:
                 continue
             checks = [
-                {"CheckID": cid, "Status": self._status(cid), "Output": c["output"], "ServiceID": sid}
+                {
+                    "CheckID": cid,
+                    "Status": self._status(cid),
+                    "Output": c["output"],
+                    "ServiceID": sid,
+                }
                 for cid, c in self.checks.items()
                 if c["service_id"] == sid
             ]
