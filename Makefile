@@ -4,11 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# system packages the tests need (installed by scripts/bootstrap.sh when missing)
+APT_PACKAGES ?= redis-server
 
-.PHONY: demo test lint proto bench bench-latency bench-accuracy clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
-	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
+	PYTHON=$(PYTHON) APT_PACKAGES="$(APT_PACKAGES)" ./scripts/bootstrap.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,10 +22,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	./scripts/lint.sh
 
+cluster: $(STAMP)
+	./scripts/cluster.sh
+
 proto: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/gen_proto.sh
 
-bench: bench-latency bench-accuracy
+bench: bench-latency bench-accuracy bench-routing
+
+bench-routing: $(STAMP)
+	$(BIN)/python -m loadtests.routing_sim
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m loadtests.accuracy

@@ -183,6 +183,10 @@ class AnalysisClient:
         # generated *_pb2_grpc code carries no annotations
         self._stub = pb_grpc.AudioAnalysisStub(self._channel)  # type: ignore[no-untyped-call]
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
     async def __aenter__(self) -> AnalysisClient:
         return self
 

@@ -21,6 +21,7 @@ from .analysis_client import (
     StreamWarningEvent,
 )
 from .results import StreamResult
+from .router_client import RouteQuery, connect_routed
 from .wav import read_wav
 
 
@@ -54,18 +55,33 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
 
 
 async def stream_file(
-    path: Path, *, target: str | None, options: StreamOptions, quiet: bool
+    path: Path,
+    *,
+    target: str | None,
+    options: StreamOptions,
+    quiet: bool,
+    router: str | None = None,
+    query: RouteQuery | None = None,
 ) -> StreamResult:
     audio = await asyncio.to_thread(read_wav, path)
     result = StreamResult()
-    if target is None:
+    if target is None and router is None:
         from .inprocess import analyze_inprocess  # needs the server package
 
         for event in analyze_inprocess(audio, options):
             result.add(event)
             _print_event(event, quiet=quiet)
         return result
-    async with AnalysisClient(target) as client:
+    if router is not None:
+        client, node, rtt = await connect_routed(router, query or RouteQuery())
+        if not quiet:
+            print(
+                f"router chose {node.node_id} ({node.address}, zone {node.zone}); rtt {rtt:.2f} ms"
+            )
+    else:
+        assert target is not None
+        client = AnalysisClient(target)
+    async with client:
         async for event in client.stream(audio, options):
             result.add(event)
             _print_event(event, quiet=quiet)
@@ -82,7 +98,20 @@ def _options(args: argparse.Namespace) -> StreamOptions:
 
 async def _cmd_stream(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    result = await stream_file(path, target=args.target, options=_options(args), quiet=args.json)
+    query = RouteQuery(
+        latitude_deg=args.lat,
+        longitude_deg=args.lon,
+        region=args.region,
+        capabilities=tuple(a.lower() for a in _options(args).analyses),
+    )
+    result = await stream_file(
+        path,
+        target=args.target,
+        options=_options(args),
+        quiet=args.json,
+        router=args.router,
+        query=query,
+    )
     if args.out_dir:
         result.write(Path(args.out_dir), path.stem)
     if args.json:
@@ -141,7 +170,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stream", help="stream one WAV and print results as they arrive")
     s.add_argument("file")
-    s.add_argument("--target", required=True, help="HOST:PORT of an edge node")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", help="HOST:PORT of an edge node")
+    where.add_argument("--router", help="HOST:PORT of an edge-router: it picks the node")
+    s.add_argument("--lat", type=float, default=None, help="your latitude (with --router)")
+    s.add_argument("--lon", type=float, default=None, help="your longitude (with --router)")
+    s.add_argument("--region", default="", help="your region hint (with --router)")
     s.add_argument("--out-dir", default=None)
     s.add_argument("--json", action="store_true", help="print one final JSON line only")
     common(s)
@@ -182,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.aio.AioRpcError as e:
         print(f"edge-client: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ConnectionError) as e:
         print(f"edge-client: {e}", file=sys.stderr)
         return 1
     return 2

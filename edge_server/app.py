@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+
+from router.agent import NodeAgent
+from router.model import NodeInfo, NodeLoad
+from router.registry import open_registry
 
 from .config import ServerConfig
 from .metrics import PrometheusMetrics
@@ -46,6 +51,35 @@ class EdgeNode:
         )
         self.serving = False
         self._stopped = asyncio.Event()
+        self.agent: NodeAgent | None = None
+        self._cpu_mark = (time.process_time(), time.monotonic())
+
+    def _load(self) -> NodeLoad:
+        cpu, wall = time.process_time(), time.monotonic()
+        d_cpu, d_wall = cpu - self._cpu_mark[0], wall - self._cpu_mark[1]
+        self._cpu_mark = (cpu, wall)
+        return NodeLoad(
+            active_sessions=self.manager.active_count,
+            cpu_fraction=min(64.0, d_cpu / d_wall) if d_wall > 0 else 0.0,
+            p95_latency_ms=self.metrics.recent_p95_ms(),
+        )
+
+    def node_info(self) -> NodeInfo:
+        c, r = self.config, self.config.registry
+        host = c.host if c.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return NodeInfo(
+            node_id=c.node_id,
+            address=r.advertise or f"{host}:{self.grpc_port}",
+            provider=r.provider,
+            zone=c.zone,
+            region=r.region,
+            latitude_deg=r.latitude_deg,
+            longitude_deg=r.longitude_deg,
+            capabilities=frozenset(r.capabilities),
+            capacity=r.capacity or c.manager.max_sessions,
+            cost_per_hour=r.cost_per_hour,
+            http_address=f"{host}:{self.http_port}",
+        )
 
     def _health(self) -> dict[str, object]:
         return {
@@ -68,6 +102,16 @@ class EdgeNode:
         self.service.start()
         await self.grpc.start()
         self.serving = True
+        r = self.config.registry
+        if r.url:
+            self.agent = NodeAgent(
+                open_registry(r.url),
+                self.node_info(),
+                self._load,
+                ttl_s=r.ttl_s,
+                heartbeat_s=r.heartbeat_s,
+            )
+            await self.agent.start()
         log.info(
             "edge node %s serving: grpc %s:%d http %s:%d",
             self.config.node_id,
@@ -84,6 +128,8 @@ class EdgeNode:
         self._stopped.set()
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
         self.serving = False
+        if self.agent is not None:
+            await self.agent.stop(deregister=True)  # routers stop sending clients here first
         await self.grpc.set_serving(False)
         log.info("draining %d session(s) for up to %.1f s", self.manager.active_count, grace)
         await self.grpc.stop(grace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -24,6 +25,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--node-id", default=None)
     s.add_argument("--zone", default=None)
     s.add_argument("--ports-file", type=Path, default=None, help="write bound ports as JSON here")
+    r = s.add_argument_group("registry (optional: announce this node to routers)")
+    r.add_argument("--registry", default=None, help="redis://HOST:PORT/DB, consul://HOST:PORT")
+    r.add_argument("--advertise", default=None, help="HOST:PORT clients should use")
+    r.add_argument("--provider", default=None, choices=["aws", "azure", "gcp", "local"])
+    r.add_argument("--region", default=None)
+    r.add_argument("--lat", type=float, default=None, help="node latitude, degrees")
+    r.add_argument("--lon", type=float, default=None, help="node longitude, degrees")
+    r.add_argument("--capacity", type=int, default=None, help="sessions (default max_sessions)")
+    r.add_argument("--cost-per-hour", type=float, default=None)
+    r.add_argument("--ttl-s", type=float, default=None, help="registration TTL (default 3 s)")
+    r.add_argument("--heartbeat-s", type=float, default=None, help="default 1 s")
     s.add_argument("--log-level", default="INFO")
     return p
 
@@ -37,6 +49,15 @@ async def _serve(args: argparse.Namespace) -> int:
         node_id=args.node_id,
         zone=args.zone,
     )
+    reg = {
+        "url": args.registry, "advertise": args.advertise, "provider": args.provider,
+        "region": args.region, "latitude_deg": args.lat, "longitude_deg": args.lon,
+        "capacity": args.capacity, "cost_per_hour": args.cost_per_hour, "ttl_s": args.ttl_s,
+        "heartbeat_s": args.heartbeat_s,
+    }  # fmt: skip
+    changes = {k: v for k, v in reg.items() if v is not None}
+    if changes:
+        cfg = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, **changes))
     node = EdgeNode(cfg)
     await node.start()
     if args.ports_file is not None:

@@ -16,6 +16,26 @@ from .pipeline.session import SessionLimits
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    """Announcing this node to a router's registry. Empty ``url``: the node does not register
+    (the embedded default)."""
+
+    url: str = ""
+    #: HOST:PORT clients should use; default ``host:grpc_port``
+    advertise: str = ""
+    provider: str = "local"
+    region: str = "local"
+    latitude_deg: float = 0.0
+    longitude_deg: float = 0.0
+    #: sessions; 0 means ``manager.max_sessions``
+    capacity: int = 0
+    cost_per_hour: float = 0.0
+    capabilities: tuple[str, ...] = ("onsets", "features")
+    ttl_s: float = 3.0
+    heartbeat_s: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """Everything the composition root needs. Defaults need no Redis and no Consul."""
 
@@ -31,12 +51,14 @@ class ServerConfig:
     manager: ManagerLimits = field(default_factory=ManagerLimits)
     session: SessionLimits = field(default_factory=SessionLimits)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
 
 _NESTED: dict[str, type[Any]] = {
     "manager": ManagerLimits,
     "session": SessionLimits,
     "analyzer": AnalyzerConfig,
+    "registry": RegistrySettings,
 }
 
 
@@ -50,6 +72,8 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
             kwargs[key] = _build(_NESTED[key], value, f"{where}{key}.")
         elif key == "onset" and cls is AnalyzerConfig:
             kwargs[key] = _build(OnsetParams, value, f"{where}{key}.")
+        elif key == "capabilities" and cls is RegistrySettings:
+            kwargs[key] = tuple(value)
         else:
             kwargs[key] = value
     return cls(**kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (
@@ -52,6 +54,7 @@ class PrometheusMetrics:
         self._decode = self.stage_latency.labels("decode")
         self._analyze = self.stage_latency.labels("analyze")
         self._total = self.stage_latency.labels("total")
+        self._recent_total_s: deque[float] = deque(maxlen=2048)
 
     def session_opened(self, active: int) -> None:
         self.sessions_total.inc()
@@ -71,8 +74,16 @@ class PrometheusMetrics:
         self._decode.observe(decode_s)
         self._analyze.observe(analyze_s)
         self._total.observe(total_s)
+        self._recent_total_s.append(total_s)
         if onsets:
             self.onsets.inc(onsets)
+
+    def recent_p95_ms(self) -> float:
+        """p95 of the server time of the last 2048 chunks, ms (0 when none)."""
+        if not self._recent_total_s:
+            return 0.0
+        ordered = sorted(self._recent_total_s)
+        return 1000.0 * ordered[int(0.95 * (len(ordered) - 1))]
 
     def chunk_rejected(self, reason: str) -> None:
         self.chunks_rejected.labels(reason).inc()

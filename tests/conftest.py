@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from edge_server.app import EdgeNode
 from edge_server.config import ServerConfig
 from edge_server.pipeline.manager import ManagerLimits
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("SEMINOTE_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -42,3 +43,13 @@ async def node() -> AsyncIterator[EdgeNode]:
         yield n
     finally:
         await n.stop(grace_s=0.5)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

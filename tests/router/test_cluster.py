@@ -1,0 +1,169 @@
+"""Real processes: Redis, an edge-router and edge-server nodes that register themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.redis_server import RedisServer
+
+TTL_S = 3.0
+HEARTBEAT_S = 1.0
+
+
+async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *args,
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+    assert "ready" in line, line
+    ports = {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
+    return proc, ports
+
+
+async def _node(redis_url: str, node_id: str, zone: str, lat: float, lon: float) -> Any:
+    return await _spawn(
+        "edge_server.cli",
+        "serve",
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--node-id",
+        node_id,
+        "--zone",
+        zone,
+        "--provider",
+        "aws",
+        "--region",
+        zone,
+        "--lat",
+        str(lat),
+        "--lon",
+        str(lon),
+        "--registry",
+        redis_url,
+        "--ttl-s",
+        str(TTL_S),
+        "--heartbeat-s",
+        str(HEARTBEAT_S),
+    )
+
+
+class Cluster:
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.http: aiohttp.ClientSession | None = None
+        self.router_http = 0
+
+    async def start(self) -> None:
+        router, ports = await _spawn(
+            "router.cli",
+            "serve",
+            "--registry",
+            self.redis.url,
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--poll-s",
+            "0.2",
+        )
+        self.procs["router"] = router
+        self.router_http = ports["http"]
+        started = await asyncio.gather(
+            _node(self.redis.url, "edge-a", "zone-a", 40.7, -74.0),
+            _node(self.redis.url, "edge-b", "zone-b", 41.9, -87.6),
+            _node(self.redis.url, "edge-c", "zone-c", 50.1, 8.7),
+        )
+        for nid, (proc, _) in zip(("edge-a", "edge-b", "edge-c"), started, strict=True):
+            self.procs[nid] = proc
+        self.http = aiohttp.ClientSession()
+
+    async def route(self) -> tuple[set[str], bool]:
+        assert self.http is not None
+        url = f"http://127.0.0.1:{self.router_http}/api/v1/route"
+        async with self.http.post(url, json={"max_nodes": 10}) as r:
+            body = await r.json()
+            assert r.status == 200, body
+        return {n["node_id"] for n in body["nodes"]}, bool(body["from_cache"])
+
+    async def wait_for(self, want: set[str], timeout_s: float, *, fresh: bool = True) -> float:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            ids, cached = await self.route()
+            if ids == want and (not fresh or not cached):
+                return time.monotonic() - t0
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"routing never gave {want} (last {await self.route()})")
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        for p in self.procs.values():
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                await asyncio.wait_for(p.wait(), 15)
+            except TimeoutError:
+                p.kill()
+
+
+@pytest.fixture
+async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
+    c = Cluster(redis_server)
+    try:
+        await c.start()
+        await c.wait_for({"edge-a", "edge-b", "edge-c"}, 15)
+        yield c
+    finally:
+        await c.stop()
+
+
+async def test_killed_node_leaves_within_ttl_and_new_node_joins_within_a_heartbeat(
+    cluster: Cluster,
+) -> None:
+    victim = cluster.procs["edge-b"]
+    victim.send_signal(signal.SIGKILL)
+    await victim.wait()
+    gone_s = await cluster.wait_for({"edge-a", "edge-c"}, 10)
+    print(f"killed node out of routing answers after {gone_s:.2f} s (TTL {TTL_S} s)")
+    assert gone_s <= TTL_S + 1.0 <= 5.0
+    proc, _ = await _node(cluster.redis.url, "edge-d", "zone-d", 35.7, 139.7)
+    cluster.procs["edge-d"] = proc  # ready line printed: registration runs right after it
+    join_s = await cluster.wait_for({"edge-a", "edge-c", "edge-d"}, 5)
+    print(f"new node in routing answers {join_s:.2f} s after it reported ready")
+    assert join_s <= HEARTBEAT_S
+
+
+async def test_routing_survives_registry_loss_and_nodes_reregister(cluster: Cluster) -> None:
+    cluster.redis.kill()
+    t0 = time.monotonic()
+    for _ in range(20):  # answers keep coming, from the cached list
+        ids, cached = await cluster.route()
+        assert ids == {"edge-a", "edge-b", "edge-c"}
+        await asyncio.sleep(0.1)
+    assert cached
+    await asyncio.sleep(max(0.0, TTL_S + 1 - (time.monotonic() - t0)))  # longer than a TTL
+    ids, cached = await cluster.route()
+    assert cached and ids == {"edge-a", "edge-b", "edge-c"}
+    cluster.redis.start()  # same port, empty: every registration is gone
+    back_s = await cluster.wait_for({"edge-a", "edge-b", "edge-c"}, 30)
+    print(f"all live nodes re-registered {back_s:.2f} s after the registry returned")
+    assert back_s <= 30
