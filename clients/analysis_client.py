@@ -13,9 +13,29 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
+from .opus import FRAME_MS, OpusAudio
 from .wav import WavAudio
 
-_ENCODINGS = {"PCM16_LE": pb.AUDIO_ENCODING_PCM16_LE, "FLOAT32_LE": pb.AUDIO_ENCODING_FLOAT32_LE}
+Audio = WavAudio | OpusAudio
+
+
+def audio_chunks(audio: Audio, chunk_frames: int) -> list[tuple[bytes, float]]:
+    """(payload, duration s) per chunk: PCM in ``chunk_frames`` frames, Opus one packet each."""
+    if isinstance(audio, OpusAudio):
+        return [(p, FRAME_MS / 1000) for p in audio.packets]
+    step = chunk_frames * audio.frame_bytes
+    d = audio.data
+    return [
+        (d[i : i + step], len(d[i : i + step]) / audio.frame_bytes / audio.sample_rate_hz)
+        for i in range(0, len(d), step)
+    ]
+
+
+_ENCODINGS = {
+    "PCM16_LE": pb.AUDIO_ENCODING_PCM16_LE,
+    "FLOAT32_LE": pb.AUDIO_ENCODING_FLOAT32_LE,
+    "OPUS": pb.AUDIO_ENCODING_OPUS,
+}
 _ANALYSES = {"ONSETS": pb.ANALYSIS_ONSETS, "FEATURES": pb.ANALYSIS_FEATURES}
 
 
@@ -102,11 +122,12 @@ class StreamOptions:
     client_name: str = "edge-client"
 
 
-def config_request(audio: WavAudio, options: StreamOptions) -> pb.AnalyzeRequest:
+def config_request(audio: Audio, options: StreamOptions) -> pb.AnalyzeRequest:
+    encoding = "OPUS" if isinstance(audio, OpusAudio) else audio.encoding
     return pb.AnalyzeRequest(
         config=pb.StreamConfig(
             sample_rate_hz=audio.sample_rate_hz,
-            encoding=_ENCODINGS[audio.encoding],
+            encoding=_ENCODINGS[encoding],
             channels=audio.channels,
             analyses=[_ANALYSES[a] for a in options.analyses],
             session_id=options.session_id,
@@ -204,7 +225,7 @@ class AnalysisClient:
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
 
-    async def stream(self, audio: WavAudio, options: StreamOptions) -> AsyncIterator[StreamEvent]:
+    async def stream(self, audio: Audio, options: StreamOptions) -> AsyncIterator[StreamEvent]:
         """Stream ``audio`` and yield events as they arrive; raises ``grpc.aio.AioRpcError``."""
         call = self._stub.Analyze()
         sender = asyncio.create_task(self._send(call, audio, options))
@@ -228,23 +249,19 @@ class AnalysisClient:
     @staticmethod
     async def _send(
         call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
-        audio: WavAudio,
+        audio: Audio,
         options: StreamOptions,
     ) -> None:
         await call.write(config_request(audio, options))
-        step = options.chunk_frames * audio.frame_bytes
-        chunk_s = options.chunk_frames / audio.sample_rate_hz
         t0 = time.monotonic()
-        data = audio.data
-        for seq, start in enumerate(range(0, len(data), step)):
+        due = t0
+        for seq, (payload, duration_s) in enumerate(audio_chunks(audio, options.chunk_frames)):
+            due += duration_s
             if options.realtime:
-                due = t0 + (seq + 1) * chunk_s
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            chunk = pb.AudioChunk(
-                seq=seq, data=data[start : start + step], capture_t_ns=time.monotonic_ns()
-            )
+            chunk = pb.AudioChunk(seq=seq, data=payload, capture_t_ns=time.monotonic_ns())
             await call.write(pb.AnalyzeRequest(audio=chunk))
         await call.done_writing()
 

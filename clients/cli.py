@@ -13,6 +13,7 @@ import grpc
 
 from .analysis_client import (
     AnalysisClient,
+    Audio,
     ChunkResultEvent,
     StreamEvent,
     StreamOptions,
@@ -20,6 +21,7 @@ from .analysis_client import (
     StreamSummaryEvent,
     StreamWarningEvent,
 )
+from .opus import encode_opus
 from .results import StreamResult
 from .router_client import RouteQuery, connect_routed
 from .wav import read_wav
@@ -62,13 +64,18 @@ async def stream_file(
     quiet: bool,
     router: str | None = None,
     query: RouteQuery | None = None,
+    encoding: str = "pcm",
+    opus_bitrate_bps: int = 64_000,
 ) -> StreamResult:
-    audio = await asyncio.to_thread(read_wav, path)
+    wav = await asyncio.to_thread(read_wav, path)
+    audio: Audio = wav
+    if encoding == "opus":
+        audio = await asyncio.to_thread(encode_opus, wav, bitrate_bps=opus_bitrate_bps)
     result = StreamResult()
     if target is None and router is None:
         from .inprocess import analyze_inprocess  # needs the server package
 
-        for event in analyze_inprocess(audio, options):
+        for event in analyze_inprocess(audio, options):  # Opus in-process: same decoder
             result.add(event)
             _print_event(event, quiet=quiet)
         return result
@@ -111,6 +118,8 @@ async def _cmd_stream(args: argparse.Namespace) -> int:
         quiet=args.json,
         router=args.router,
         query=query,
+        encoding=args.encoding,
+        opus_bitrate_bps=args.opus_bitrate,
     )
     if args.out_dir:
         result.write(Path(args.out_dir), path.stem)
@@ -130,7 +139,14 @@ async def _cmd_eval(args: argparse.Namespace, files: list[Path]) -> int:
     out = Path(args.out_dir)
     for i, path in enumerate(files, 1):
         t0 = time.perf_counter()
-        result = await stream_file(path, target=args.target, options=_options(args), quiet=True)
+        result = await stream_file(
+            path,
+            target=args.target,
+            options=_options(args),
+            quiet=True,
+            encoding=args.encoding,
+            opus_bitrate_bps=args.opus_bitrate,
+        )
         result.write(out, path.stem)
         lat = result.latency_percentiles_ms()
         p99 = f", latency p99 {lat['p99']:.2f} ms" if lat["p99"] is not None else ""
@@ -167,6 +183,15 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--realtime", action="store_true", help="pace at the audio's own rate")
         sp.add_argument("--chunk-frames", type=int, default=1024, help="frames per chunk")
         sp.add_argument("--analyses", default="ONSETS,FEATURES", help="comma-separated")
+        sp.add_argument(
+            "--encoding",
+            choices=["pcm", "opus"],
+            default="pcm",
+            help="pcm: the WAV's samples; opus: 20 ms Opus packets at 48 kHz (opuslib)",
+        )
+        sp.add_argument(
+            "--opus-bitrate", type=int, default=64_000, help="bit/s with --encoding opus"
+        )
 
     s = sub.add_parser("stream", help="stream one WAV and print results as they arrive")
     s.add_argument("file")

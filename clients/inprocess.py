@@ -8,17 +8,25 @@ from edge_server.dsp.analyzer import AnalyzerConfig
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import DEFAULT_ANALYSES, AnalysisKind, Encoding, make_settings
 
-from .analysis_client import ChunkResultEvent, FeatureFrames, Onset, StreamEvent, StreamOptions
-from .wav import WavAudio
+from .analysis_client import (
+    Audio,
+    ChunkResultEvent,
+    FeatureFrames,
+    Onset,
+    StreamEvent,
+    StreamOptions,
+    audio_chunks,
+)
+from .opus import OpusAudio
 
 
 def analyze_inprocess(
-    audio: WavAudio, options: StreamOptions, analyzer_config: AnalyzerConfig | None = None
+    audio: Audio, options: StreamOptions, analyzer_config: AnalyzerConfig | None = None
 ) -> Iterator[StreamEvent]:
     """Same chunking, decoding and analysis as the gRPC path; no latency figures."""
     settings = make_settings(
         sample_rate_hz=audio.sample_rate_hz,
-        encoding=Encoding(audio.encoding),
+        encoding=Encoding.OPUS if isinstance(audio, OpusAudio) else Encoding(audio.encoding),
         channels=audio.channels,
         analyses=frozenset(AnalysisKind(a) for a in options.analyses) or DEFAULT_ANALYSES,
         session_id=options.session_id or "inprocess",
@@ -29,9 +37,8 @@ def analyze_inprocess(
         analyzer_config=analyzer_config or AnalyzerConfig(),
         limits=SessionLimits(),
     )
-    step = options.chunk_frames * audio.frame_bytes
-    for seq, start in enumerate(range(0, len(audio.data), step)):
-        out = session.process_chunk(seq=seq, data=audio.data[start : start + step], capture_t_ns=0)
+    for seq, (payload, _) in enumerate(audio_chunks(audio, options.chunk_frames)):
+        out = session.process_chunk(seq=seq, data=payload, capture_t_ns=0)
         a = out.analysis
         if a is None:
             continue

@@ -41,6 +41,7 @@ class ChunkAnalysis:
 class WarningKind(enum.Enum):
     SEQUENCE_GAP = "SEQUENCE_GAP"
     DUPLICATE_SEQUENCE = "DUPLICATE_SEQUENCE"
+    MALFORMED_AUDIO = "MALFORMED_AUDIO"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class SessionSummary:
     chunks_processed: int
     chunks_dropped: int
     chunks_lost: int
+    chunks_malformed: int
     onsets: int
     notes: int
     stream_time_s: float

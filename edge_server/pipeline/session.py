@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..dsp.analyzer import AnalyzerConfig, StreamAnalyzer
 from .decode import decode_audio
+from .errors import ErrorKind, StreamError
 from .events import (
     ChunkAnalysis,
     ChunkOutcome,
@@ -17,7 +18,8 @@ from .events import (
     StreamWarningEvent,
     WarningKind,
 )
-from .settings import AnalysisKind, StreamSettings
+from .opus_decode import MAX_PACKET_BYTES, MalformedPacket, OpusPacketDecoder
+from .settings import AnalysisKind, Encoding, StreamSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,12 +60,19 @@ class Session:
         frames = int(limits.max_chunk_s * settings.sample_rate_hz)
         self.max_chunk_bytes = frames * settings.channels * settings.encoding.sample_bytes
         self.max_chunk_samples = frames
+        self._opus: OpusPacketDecoder | None = None
+        if settings.encoding is Encoding.OPUS:
+            self._opus = OpusPacketDecoder(
+                sample_rate_hz=settings.sample_rate_hz, channels=settings.channels
+            )
+            self.max_chunk_bytes = MAX_PACKET_BYTES
         self._want_onsets = AnalysisKind.ONSETS in settings.analyses
         self._want_features = AnalysisKind.FEATURES in settings.analyses
         self._next_seq = 0
         self.chunks_processed = 0
         self.chunks_dropped = 0
         self.chunks_lost = 0
+        self.chunks_malformed = 0
         self.onsets_total = 0
         self._onset_log: deque[Onset] = deque(maxlen=limits.max_onset_log)
         self.active = True
@@ -110,12 +119,33 @@ class Session:
         if not accept:
             return ChunkOutcome(None, warnings)
         t0 = time.perf_counter()
-        samples = decode_audio(
-            data,
-            encoding=self.settings.encoding,
-            channels=self.settings.channels,
-            max_bytes=self.max_chunk_bytes,
-        )
+        if self._opus is not None:
+            if len(data) > self.max_chunk_bytes:
+                raise StreamError(
+                    ErrorKind.RESOURCE_EXHAUSTED,
+                    f"audio.data is {len(data)} bytes; an Opus packet is at most "
+                    f"{self.max_chunk_bytes} bytes",
+                )
+            try:
+                samples = self._opus.decode(data)
+            except MalformedPacket as e:
+                # policy: count, drop, tell the client; the stream and its state go on
+                self._next_seq = seq + 1
+                self.chunks_malformed += 1
+                w = StreamWarningEvent(
+                    WarningKind.MALFORMED_AUDIO,
+                    f"audio.seq={seq}: malformed Opus packet dropped ({e}); "
+                    f"{self.chunks_malformed} so far",
+                    seq,
+                )
+                return ChunkOutcome(None, (*warnings, w))
+        else:
+            samples = decode_audio(
+                data,
+                encoding=self.settings.encoding,
+                channels=self.settings.channels,
+                max_bytes=self.max_chunk_bytes,
+            )
         t1 = time.perf_counter()
         self._next_seq = seq + 1
         block = self.analyzer.process(samples)
@@ -164,6 +194,7 @@ class Session:
             chunks_processed=self.chunks_processed,
             chunks_dropped=self.chunks_dropped,
             chunks_lost=self.chunks_lost,
+            chunks_malformed=self.chunks_malformed,
             onsets=self.onsets_total,
             notes=0,
             stream_time_s=self.analyzer.stream_time_s,

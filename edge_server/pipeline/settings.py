@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .errors import invalid
 
+OPUS_RATES_HZ = (8_000, 12_000, 16_000, 24_000, 48_000)
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 48_000
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -16,10 +17,13 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class Encoding(enum.Enum):
     PCM16_LE = "PCM16_LE"
     FLOAT32_LE = "FLOAT32_LE"
+    #: one Opus packet per chunk (RFC 6716), decoded at the configured rate
+    OPUS = "OPUS"
 
     @property
     def sample_bytes(self) -> int:
-        return 2 if self is Encoding.PCM16_LE else 4
+        """Bytes per sample of the PCM encodings (Opus: 2, the decoder's int16 output)."""
+        return 4 if self is Encoding.FLOAT32_LE else 2
 
 
 class AnalysisKind(enum.Enum):
@@ -62,6 +66,11 @@ def make_settings(
         raise invalid(
             f"config.sample_rate_hz={sample_rate_hz} is out of range "
             f"[{MIN_SAMPLE_RATE_HZ}, {MAX_SAMPLE_RATE_HZ}] Hz"
+        )
+    if encoding is Encoding.OPUS and sample_rate_hz not in OPUS_RATES_HZ:
+        raise invalid(
+            f"config.sample_rate_hz={sample_rate_hz} is not an Opus rate; allowed with "
+            "AUDIO_ENCODING_OPUS: 8000, 12000, 16000, 24000, 48000"
         )
     if channels not in (1, 2):
         raise invalid(f"config.channels={channels} is out of range [1, 2]")

@@ -11,6 +11,7 @@ from ..pipeline.settings import AnalysisKind, Encoding, StreamSettings, make_set
 _ENCODINGS = {
     pb.AUDIO_ENCODING_PCM16_LE: Encoding.PCM16_LE,
     pb.AUDIO_ENCODING_FLOAT32_LE: Encoding.FLOAT32_LE,
+    pb.AUDIO_ENCODING_OPUS: Encoding.OPUS,
 }
 _ANALYSES = {
     pb.ANALYSIS_ONSETS: AnalysisKind.ONSETS,
@@ -20,6 +21,7 @@ _ANALYSES_BACK = {v: k for k, v in _ANALYSES.items()}
 _WARNINGS = {
     WarningKind.SEQUENCE_GAP: pb.WARNING_CODE_SEQUENCE_GAP,
     WarningKind.DUPLICATE_SEQUENCE: pb.WARNING_CODE_DUPLICATE_SEQUENCE,
+    WarningKind.MALFORMED_AUDIO: pb.WARNING_CODE_MALFORMED_AUDIO,
 }
 
 
@@ -33,7 +35,7 @@ def settings_from_pb(cfg: pb.StreamConfig, *, default_session_id: str) -> Stream
         )
         raise invalid(
             f"config.encoding={cfg.encoding} ({name}) is not accepted; allowed: "
-            "AUDIO_ENCODING_PCM16_LE (1), AUDIO_ENCODING_FLOAT32_LE (2)"
+            "AUDIO_ENCODING_PCM16_LE (1), AUDIO_ENCODING_FLOAT32_LE (2), AUDIO_ENCODING_OPUS (3)"
         )
     analyses: set[AnalysisKind] = set()
     for a in cfg.analyses:
@@ -93,6 +95,7 @@ def summary_to_pb(s: SessionSummary) -> pb.StreamSummary:
         chunks_processed=s.chunks_processed,
         chunks_dropped=s.chunks_dropped,
         chunks_lost=s.chunks_lost,
+        chunks_malformed=s.chunks_malformed,
         onsets=s.onsets,
         notes=s.notes,
         stream_time_s=s.stream_time_s,

@@ -78,7 +78,11 @@ BAD_INPUTS = {
     "channels": ([config(channels=3)], IA, "config.channels=3 is out of range [1, 2]"),
     "unknown-encoding": ([config(encoding=7)], IA, "config.encoding=7"),
     "unspecified-encoding": ([config(encoding=0)], IA, "config.encoding=0"),
-    "opus-not-yet": ([config(encoding=pb.AUDIO_ENCODING_OPUS)], IA, "AUDIO_ENCODING_OPUS"),
+    "opus-at-44k1": (
+        [config(encoding=pb.AUDIO_ENCODING_OPUS)],
+        IA,
+        "config.sample_rate_hz=44100 is not an Opus rate",
+    ),
     "unknown-analysis": ([config(analyses=[pb.ANALYSIS_FEEDBACK])], IA, "config.analyses"),
     "bad-session-id": ([config(session_id="no spaces")], IA, "config.session_id"),
     "odd-pcm16": ([config(), audio(0, b"\0" * 1023)], IA, "not a multiple of 2"),

@@ -43,6 +43,7 @@ class WarningCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WARNING_CODE_UNSPECIFIED: _ClassVar[WarningCode]
     WARNING_CODE_SEQUENCE_GAP: _ClassVar[WarningCode]
     WARNING_CODE_DUPLICATE_SEQUENCE: _ClassVar[WarningCode]
+    WARNING_CODE_MALFORMED_AUDIO: _ClassVar[WarningCode]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_PCM16_LE: AudioEncoding
 AUDIO_ENCODING_FLOAT32_LE: AudioEncoding
@@ -65,6 +66,7 @@ NOTE_ACTION_RETRACT: NoteAction
 WARNING_CODE_UNSPECIFIED: WarningCode
 WARNING_CODE_SEQUENCE_GAP: WarningCode
 WARNING_CODE_DUPLICATE_SEQUENCE: WarningCode
+WARNING_CODE_MALFORMED_AUDIO: WarningCode
 
 class StreamConfig(_message.Message):
     __slots__ = ("sample_rate_hz", "encoding", "channels", "analyses", "session_id", "client_name")
@@ -193,7 +195,7 @@ class StreamWarning(_message.Message):
     def __init__(self, code: _Optional[_Union[WarningCode, str]] = ..., message: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class StreamSummary(_message.Message):
-    __slots__ = ("session_id", "chunks_processed", "chunks_dropped", "chunks_lost", "onsets", "notes", "stream_time_s")
+    __slots__ = ("session_id", "chunks_processed", "chunks_dropped", "chunks_lost", "onsets", "notes", "stream_time_s", "chunks_malformed")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_DROPPED_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +203,7 @@ class StreamSummary(_message.Message):
     ONSETS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     STREAM_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_MALFORMED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     chunks_processed: int
     chunks_dropped: int
@@ -208,7 +211,8 @@ class StreamSummary(_message.Message):
     onsets: int
     notes: int
     stream_time_s: float
-    def __init__(self, session_id: _Optional[str] = ..., chunks_processed: _Optional[int] = ..., chunks_dropped: _Optional[int] = ..., chunks_lost: _Optional[int] = ..., onsets: _Optional[int] = ..., notes: _Optional[int] = ..., stream_time_s: _Optional[float] = ...) -> None: ...
+    chunks_malformed: int
+    def __init__(self, session_id: _Optional[str] = ..., chunks_processed: _Optional[int] = ..., chunks_dropped: _Optional[int] = ..., chunks_lost: _Optional[int] = ..., onsets: _Optional[int] = ..., notes: _Optional[int] = ..., stream_time_s: _Optional[float] = ..., chunks_malformed: _Optional[int] = ...) -> None: ...
 
 class AnalyzeResponse(_message.Message):
     __slots__ = ("started", "result", "warning", "summary")
