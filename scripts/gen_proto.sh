@@ -10,6 +10,8 @@ if [ "$want" != "$have" ]; then
   echo "gen_proto: grpcio-tools $have installed, pyproject pins $want" >&2
   exit 1
 fi
+OUT=${OUT:-proto}
+mkdir -p "$OUT"
 for f in proto/seminote/*/v1/*.proto; do
-  $PY -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto "$f"
+  $PY -m grpc_tools.protoc -Iproto --python_out="$OUT" --pyi_out="$OUT" --grpc_python_out="$OUT" "$f"
 done

@@ -3,14 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-PYTHON=$BIN/python ./scripts/gen_proto.sh
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  if ! git diff --quiet -- proto/; then
-    echo "lint: generated code in proto/ differs from the checked-in files:" >&2
-    git --no-pager diff --stat -- proto/ >&2
-    exit 1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+OUT="$tmp" PYTHON=$BIN/python ./scripts/gen_proto.sh
+stale=0
+while IFS= read -r f; do
+  rel=${f#"$tmp"/}
+  if ! cmp -s "$f" "proto/$rel"; then
+    echo "lint: proto/$rel is not what scripts/gen_proto.sh generates (run: make proto)" >&2
+    stale=1
   fi
-fi
+done < <(find "$tmp" -name '*_pb2*' -type f)
+[ "$stale" = 0 ]
 $BIN/ruff check .
 $BIN/ruff format --check .
 $BIN/mypy
