@@ -158,6 +158,42 @@ async def _cmd_eval(args: argparse.Namespace, files: list[Path]) -> int:
     return 0
 
 
+async def _cmd_webrtc(args: argparse.Namespace) -> int:
+    from .webrtc_client import stream_webrtc  # aiortc is heavy: only load it here
+
+    path = Path(args.file)
+    wav = await asyncio.to_thread(read_wav, path)
+    r = await stream_webrtc(args.url, wav)
+    if args.out_dir:
+        out = Path(args.out_dir)
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+        text = "".join(f"{t:.6f}\n" for t in r.onsets)
+        await asyncio.to_thread((out / f"{path.stem}.onsets.txt").write_text, text)
+    lat = sorted(r.latencies_ms)
+    pct = {
+        k: (round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None)
+        for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "file": path.name,
+                    "session_id": r.session_id,
+                    "onsets": len(r.onsets),
+                    "messages": r.messages,
+                    "latency_ms": pct,
+                    "summary": r.summary,
+                }
+            )
+        )
+    else:
+        for t in r.onsets:
+            print(f"onset  t={t:8.3f} s")
+        print(f"session {r.session_id}: {len(r.onsets)} onsets; DataChannel latency {pct}")
+    return 0
+
+
 async def _cmd_session(args: argparse.Namespace) -> int:
     async with AnalysisClient(args.target) as client:
         r = await client.get_session(args.session_id)
@@ -211,6 +247,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--target", default=None, help="HOST:PORT; in-process pipeline when omitted")
     common(e)
 
+    w = sub.add_parser("webrtc", help="stream one WAV over WebRTC (aiortc), like a browser")
+    w.add_argument("file")
+    w.add_argument(
+        "--url", required=True, help="the node's HTTP base URL, e.g. http://127.0.0.1:8080"
+    )
+    w.add_argument("--out-dir", default=None)
+    w.add_argument("--json", action="store_true")
+
     g = sub.add_parser("session", help="what a session has produced so far (GetSession)")
     g.add_argument("session_id")
     g.add_argument("--target", required=True)
@@ -232,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"edge-client: no *.wav in {args.corpus_dir}", file=sys.stderr)
                 return 2
             return asyncio.run(_cmd_eval(args, files))
+        if args.cmd == "webrtc":
+            return asyncio.run(_cmd_webrtc(args))
         if args.cmd == "session":
             return asyncio.run(_cmd_session(args))
         if args.cmd == "demo":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
+from pathlib import Path
 
 from router.agent import NodeAgent
 from router.model import NodeInfo, NodeLoad
@@ -17,8 +20,20 @@ from .pipeline.offload import CpuOffloader
 from .transport.grpc_server import GrpcEndpoint
 from .transport.grpc_service import AudioAnalysisService
 from .transport.http import HttpEndpoint
+from .transport.webrtc import WebRtcGateway
+
+# The browser client ships in the clients package (clients/web/), served at "/".
+WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
 
 log = logging.getLogger(__name__)
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
 
 
 class EdgeNode:
@@ -43,12 +58,26 @@ class EdgeNode:
             write_stall_timeout_s=config.write_stall_timeout_s,
         )
         self.grpc = GrpcEndpoint(service=service, host=config.host, port=config.grpc_port)
+        self.gateway = WebRtcGateway(
+            manager=self.manager,
+            offloader=self.offloader,
+            node_id=config.node_id,
+            media_timeout_s=config.webrtc_media_timeout_s,
+            max_peers=config.webrtc_max_peers,
+            jitter_prefetch_packets=config.webrtc_jitter_prefetch_packets,
+        )
         self.http = HttpEndpoint(
             registry=self.metrics.registry,
             health=self._health,
+            status=self._status,
+            manager=self.manager,
+            offloader=self.offloader,
+            gateway=self.gateway,
+            web_root=WEB_ROOT,
             host=config.host,
             port=config.http_port,
         )
+        self._started_at = time.monotonic()
         self.serving = False
         self._stopped = asyncio.Event()
         self.agent: NodeAgent | None = None
@@ -87,6 +116,25 @@ class EdgeNode:
             "node_id": self.config.node_id,
             "zone": self.config.zone,
             "active_sessions": self.manager.active_count,
+        }
+
+    def _status(self) -> dict[str, object]:
+        load = self._load()
+        return {
+            "node_id": self.config.node_id,
+            "zone": self.config.zone,
+            "serving": self.serving,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+            "active_sessions": load.active_sessions,
+            "max_sessions": self.config.manager.max_sessions,
+            "webrtc_peers": len(self.gateway.peers),
+            "load": {"cpu_fraction": round(load.cpu_fraction, 4)},
+            "latency": {"server_p95_ms": round(load.p95_latency_ms, 4)},
+            "process": {
+                "threads": threading.active_count(),
+                "asyncio_tasks": len(asyncio.all_tasks()),
+                "rss_mb": round(_rss_mb(), 2),
+            },
         }
 
     @property
@@ -133,6 +181,7 @@ class EdgeNode:
         await self.grpc.set_serving(False)
         log.info("draining %d session(s) for up to %.1f s", self.manager.active_count, grace)
         await self.grpc.stop(grace)
+        await self.gateway.close_all()
         await self.service.stop()
         await self.http.stop()
         self.offloader.shutdown()

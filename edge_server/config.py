@@ -48,6 +48,10 @@ class ServerConfig:
     write_stall_timeout_s: float = 5.0
     inline_max_samples: int = 4096
     cpu_workers: int = 2
+    webrtc_media_timeout_s: float = 5.0
+    webrtc_max_peers: int = 200
+    #: packets aiortc's receive jitter buffer holds before releasing audio (aiortc default 4)
+    webrtc_jitter_prefetch_packets: int = 1
     manager: ManagerLimits = field(default_factory=ManagerLimits)
     session: SessionLimits = field(default_factory=SessionLimits)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
