@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # system packages the tests need (installed by scripts/bootstrap.sh when missing)
-APT_PACKAGES ?= redis-server
+APT_PACKAGES ?= redis-server libopus0 chromium
 
 .PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing clean
 

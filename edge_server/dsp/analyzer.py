@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -111,7 +112,7 @@ class StreamAnalyzer:
             hop_samples=c.hop_samples,
             max_write_samples=c.max_block_samples,
         )
-        self._window: F32 = np.hanning(c.frame_samples + 1)[:-1].astype(np.float32)
+        self._window = _hann(c.frame_samples)
         self._max_frames = c.max_block_samples // c.hop_samples + 1
         self._onset = OnsetDetector(
             sample_rate_hz=c.analysis_rate_hz,
@@ -119,9 +120,7 @@ class StreamAnalyzer:
             hop_samples=c.hop_samples,
             params=c.onset,
         )
-        self._bin_hz: F32 = (
-            np.arange(c.frame_samples // 2 + 1) * (c.analysis_rate_hz / c.frame_samples)
-        ).astype(np.float32)
+        self._bin_hz = _bin_hz(c.frame_samples, c.analysis_rate_hz)
         self.input_rate_hz = input_rate_hz
         self.samples_in = 0
         self.frames_done = 0
@@ -193,6 +192,21 @@ class StreamAnalyzer:
             centroid_hz=centroid,
             flux=ob.odf,
         )
+
+
+@lru_cache(maxsize=8)
+def _hann(n: int) -> F32:
+    """Periodic Hann window, shared read-only between sessions."""
+    w = np.hanning(n + 1)[:-1].astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+@lru_cache(maxsize=8)
+def _bin_hz(n_fft: int, rate_hz: int) -> F32:
+    b = (np.arange(n_fft // 2 + 1) * (rate_hz / n_fft)).astype(np.float32)
+    b.flags.writeable = False
+    return b
 
 
 def _empty(first_frame_time_s: float) -> AnalysisBlock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import numpy.typing as npt
 
@@ -35,8 +37,16 @@ def log_filterbank(
     Returns
     -------
     ndarray, shape (n_fft // 2 + 1, n_bands), float32
-        Filter matrix, values in ``[0, 1]``; ``spectrum @ fb`` gives band energies.
+        Filter matrix, values in ``[0, 1]``; ``spectrum @ fb`` gives band energies. Read-only
+        and shared: one matrix per parameter set for the whole process (~390 kB at 1024/24).
     """
+    return _cached_filterbank(n_fft, float(sample_rate_hz), bands_per_octave, f_min_hz, f_max_hz)
+
+
+@lru_cache(maxsize=16)
+def _cached_filterbank(
+    n_fft: int, sample_rate_hz: float, bands_per_octave: int, f_min_hz: float, f_max_hz: float
+) -> F32:
     n_bins = n_fft // 2 + 1
     bin_hz = sample_rate_hz / n_fft
     f_max_hz = min(f_max_hz, sample_rate_hz / 2 - bin_hz)
@@ -54,4 +64,5 @@ def log_filterbank(
                 fb[mid : hi + 1, i], np.linspace(1.0, 0.0, hi - mid + 1)
             )
         fb[mid, i] = 1.0
+    fb.flags.writeable = False
     return fb

@@ -54,9 +54,11 @@ class Session:
     ) -> None:
         self.settings = settings
         self.limits = limits
-        self.analyzer = StreamAnalyzer(
+        self.analyzer_config = analyzer_config
+        self._analyzer: StreamAnalyzer | None = StreamAnalyzer(
             input_rate_hz=settings.sample_rate_hz, config=analyzer_config
         )
+        self._final_stream_time_s = 0.0
         frames = int(limits.max_chunk_s * settings.sample_rate_hz)
         self.max_chunk_bytes = frames * settings.channels * settings.encoding.sample_bytes
         self.max_chunk_samples = frames
@@ -83,6 +85,18 @@ class Session:
     @property
     def session_id(self) -> str:
         return self.settings.session_id
+
+    @property
+    def analyzer(self) -> StreamAnalyzer:
+        """The live analysis state; gone once the session is closed."""
+        if self._analyzer is None:
+            raise StreamError(ErrorKind.FAILED_PRECONDITION, f"session {self.session_id} is closed")
+        return self._analyzer
+
+    @property
+    def stream_time_s(self) -> float:
+        a = self._analyzer
+        return a.stream_time_s if a is not None else self._final_stream_time_s
 
     def check_seq(self, seq: int) -> tuple[bool, tuple[StreamWarningEvent, ...]]:
         """Sequence policy: duplicates (seq below the next expected) are dropped with a warning;
@@ -166,7 +180,7 @@ class Session:
         if self._want_features and block.n_frames:
             features = Features(
                 first_time_s=block.first_frame_time_s,
-                hop_s=self.analyzer.config.hop_s,
+                hop_s=self.analyzer_config.hop_s,
                 rms_db=block.rms_db,
                 centroid_hz=block.centroid_hz,
                 flux=block.flux,
@@ -179,7 +193,7 @@ class Session:
             capture_t_ns=capture_t_ns,
             onsets=onsets,
             features=features,
-            stream_time_s=self.analyzer.stream_time_s,
+            stream_time_s=self.stream_time_s,
         )
         return ChunkOutcome(analysis, warnings)
 
@@ -197,10 +211,15 @@ class Session:
             chunks_malformed=self.chunks_malformed,
             onsets=self.onsets_total,
             notes=0,
-            stream_time_s=self.analyzer.stream_time_s,
+            stream_time_s=self.stream_time_s,
         )
 
     def close(self) -> None:
+        """End the session: the summary and onset log stay (for GetSession), the analysis
+        state (buffers, decoder) is released."""
         if self.active:
             self.active = False
             self.ended_monotonic = time.monotonic()
+            self._final_stream_time_s = self.stream_time_s
+            self._analyzer = None
+            self._opus = None

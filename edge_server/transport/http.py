@@ -219,7 +219,7 @@ class HttpEndpoint:
         if AnalysisKind.FEATURES in settings.analyses:
             out["features"] = {
                 "first_time_s": first_time_s or 0.0,
-                "hop_s": session.analyzer.config.hop_s,
+                "hop_s": session.analyzer_config.hop_s,
             } | features
         return web.json_response(out)
 
