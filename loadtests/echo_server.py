@@ -17,7 +17,7 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
-from edge_server.transport.grpc_server import MAX_MESSAGE_BYTES
+from edge_server.transport.grpc_server import SERVER_OPTIONS
 
 
 class EchoService(pb_grpc.AudioAnalysisServicer):
@@ -37,17 +37,7 @@ class EchoService(pb_grpc.AudioAnalysisServicer):
 
 
 async def serve(port: int) -> None:
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-            ("grpc.keepalive_time_ms", 20_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ]
-    )
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_AudioAnalysisServicer_to_server(EchoService(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

@@ -15,22 +15,23 @@ SERVICE_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AudioAnalysis"].full_na
 # RESOURCE_EXHAUSTED before they are parsed.
 MAX_MESSAGE_BYTES = 1 << 20
 
+#: gRPC server options of the node; the echo floor in loadtests/ uses the same list.
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
 
 class GrpcEndpoint:
     """The node's gRPC server and its health servicer."""
 
     def __init__(self, *, service: AudioAnalysisService, host: str, port: int) -> None:
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
-                ("grpc.keepalive_time_ms", 20_000),
-                ("grpc.keepalive_timeout_ms", 10_000),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ]
-        )
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
         # generated *_pb2_grpc code carries no annotations
         analysis_pb2_grpc.add_AudioAnalysisServicer_to_server(service, self.server)  # type: ignore[no-untyped-call]
         self.health = health.aio.HealthServicer()

@@ -47,6 +47,16 @@ def _unavailable(e: Exception) -> RouterError:
     return RouterError(ErrorKind.UNAVAILABLE, f"registry (redis) unreachable: {e}")
 
 
+def _raise_for(result: str, node_id: str) -> None:
+    """Map a heartbeat/deregister script result to the registry's errors."""
+    if result == "NOT_FOUND":
+        raise RouterError(ErrorKind.NOT_FOUND, f"node_id={node_id!r} is not registered")
+    if result == "PERMISSION_DENIED":
+        raise RouterError(
+            ErrorKind.PERMISSION_DENIED, f"node_id={node_id!r} belongs to another instance"
+        )
+
+
 class RedisRegistry:
     """Keys: ``{prefix}:node:{id}`` (hash: info, address, token, load, updated_at; PEXPIRE =
     TTL), ``{prefix}:nodes`` (set of ids), channel ``{prefix}:events``. Expired ids are removed
@@ -97,12 +107,7 @@ class RedisRegistry:
             )
         except RedisError as e:
             raise _unavailable(e) from e
-        if r == "NOT_FOUND":
-            raise RouterError(ErrorKind.NOT_FOUND, f"node_id={node_id!r} is not registered")
-        if r == "PERMISSION_DENIED":
-            raise RouterError(
-                ErrorKind.PERMISSION_DENIED, f"node_id={node_id!r} belongs to another instance"
-            )
+        _raise_for(r, node_id)
 
     async def deregister(self, node_id: str, *, token: str | None) -> None:
         try:
@@ -111,12 +116,7 @@ class RedisRegistry:
             )
         except RedisError as e:
             raise _unavailable(e) from e
-        if r == "NOT_FOUND":
-            raise RouterError(ErrorKind.NOT_FOUND, f"node_id={node_id!r} is not registered")
-        if r == "PERMISSION_DENIED":
-            raise RouterError(
-                ErrorKind.PERMISSION_DENIED, f"node_id={node_id!r} belongs to another instance"
-            )
+        _raise_for(r, node_id)
 
     async def list_nodes(self) -> list[NodeRecord]:
         try:
