@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -150,6 +151,9 @@ class EdgeNode:
         self.service.start()
         await self.grpc.start()
         self.serving = True
+        # Everything built so far (modules, servers, plans) lives as long as the process: move it
+        # out of the collector's reach so full collections (see transport/webrtc.py) stay short.
+        gc.freeze()
         r = self.config.registry
         if r.url:
             self.agent = NodeAgent(

