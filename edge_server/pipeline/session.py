@@ -127,7 +127,9 @@ class Session:
     def process_chunk(self, *, seq: int, data: bytes, capture_t_ns: int) -> ChunkOutcome:
         """Validate, decode and analyse one chunk (CPU work; call off the event loop when big).
 
-        Raises :class:`StreamError` for invalid audio; the session state is unchanged then.
+        Raises :class:`StreamError` for audio the stream cannot continue from (wrong size,
+        non-finite samples); the transport then ends the stream. Malformed Opus packets are
+        not errors: they are dropped, counted and reported as a warning.
         """
         accept, warnings = self.check_seq(seq)
         if not accept:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -135,8 +136,11 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 width = s.settings.channels * s.settings.encoding.sample_bytes
                 outcome = await self._offloader.run(
                     len(chunk.data) // width,
-                    lambda s=s, c=chunk: s.process_chunk(  # type: ignore[misc]
-                        seq=c.seq, data=c.data, capture_t_ns=c.capture_t_ns
+                    functools.partial(
+                        s.process_chunk,
+                        seq=chunk.seq,
+                        data=chunk.data,
+                        capture_t_ns=chunk.capture_t_ns,
                     ),
                 )
                 for w in outcome.warnings:
