@@ -4,25 +4,30 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# system packages the tests need (installed by scripts/bootstrap.sh when missing)
-APT_PACKAGES ?= redis-server libopus0 chromium
+# Debian packages: the node needs libopus0 (opuslib); the tests also start redis-server and
+# drive chromium. scripts/apt.sh installs the missing ones.
+APT_RUN  := libopus0
+APT_TEST := libopus0 redis-server chromium
 
 .PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
-	PYTHON=$(PYTHON) APT_PACKAGES="$(APT_PACKAGES)" ./scripts/bootstrap.sh
+	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
+	./scripts/apt.sh $(APT_RUN)
 	$(BIN)/edge-client demo
 
 test: $(STAMP)
+	./scripts/apt.sh $(APT_TEST)
 	./scripts/test.sh
 
 lint: $(STAMP)
 	./scripts/lint.sh
 
 cluster: $(STAMP)
+	./scripts/apt.sh $(APT_RUN) redis-server
 	./scripts/cluster.sh
 
 proto: $(STAMP)
