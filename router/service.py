@@ -24,7 +24,15 @@ from seminote.router.v1 import router_pb2 as pb
 from seminote.router.v1 import router_pb2_grpc as pb_grpc
 
 from .core import RankedNode, Router
-from .model import ErrorKind, NodeInfo, NodeLoad, RouterError, invalid, validate_load
+from .model import (
+    ErrorKind,
+    NodeInfo,
+    NodeLoad,
+    NodeRecord,
+    RouterError,
+    invalid,
+    validate_load,
+)
 from .registry import RegistryCache
 from .strategies import RouteRequest
 
@@ -78,9 +86,17 @@ class RouterService:
         self.router = router
         self.metrics = RouterMetrics()
         self._seen_updates: dict[str, float] = {}
+        self._seen_list: list[NodeRecord] | None = None
 
     def on_refresh(self) -> None:
-        """Nodes that reported load since the last look: forget the sessions we counted."""
+        """Nodes that reported load since the last look: forget the sessions we counted.
+
+        The cache swaps in a new list on every successful refresh, so the scan below runs once
+        per refresh, not once per routing request."""
+        self.metrics.stale.set(1 if self.cache.stale else 0)
+        if self.cache.nodes is self._seen_list:
+            return
+        self._seen_list = self.cache.nodes
         live = set()
         for r in self.cache.nodes:
             nid = r.info.node_id
@@ -92,7 +108,6 @@ class RouterService:
             del self._seen_updates[nid]
         self.router.stats.forget(live)
         self.metrics.nodes.set(len(self.cache.nodes))
-        self.metrics.stale.set(1 if self.cache.stale else 0)
 
     def pick(self, req: RouteRequest, strategy: str | None) -> tuple[list[RankedNode], str, bool]:
         self.on_refresh()
@@ -101,7 +116,7 @@ class RouterService:
         self.metrics.picks.labels(name, str(self.cache.stale).lower()).inc()
         if not ranked:
             self.metrics.empty.inc()
-        elif ranked:
+        else:
             self.router.assigned(ranked[0].record.info.node_id)
         return ranked, name, self.cache.stale
 

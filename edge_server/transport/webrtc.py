@@ -148,7 +148,7 @@ class WebRtcGateway:
                     capacity=16, prefetch=self.jitter_prefetch_packets
                 )
 
-    def _emit(self, peer: Peer, msg: dict[str, Any], *, droppable: bool = False) -> None:
+    def _emit(self, peer: Peer, msg: dict[str, Any]) -> None:
         if len(peer.queue) >= self.max_queued:
             peer.queue.popleft()  # policy: oldest first; counted and reported at the end
             peer.dropped += 1
