@@ -64,6 +64,10 @@ class StreamStartedEvent:
     hop_samples: int
     algorithmic_latency_s: float
     max_chunk_bytes: int
+    #: the seq the server expects next (after a resume: the snapshot's seq + 1)
+    next_audio_seq: int = 0
+    resumed: bool = False
+    replayed_results: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,10 @@ class ChunkResultEvent:
     #: Capture (send) of the chunk to arrival of its result, client clock, ms; None in-process.
     latency_ms: float | None
     server_processing_ms: float
+    #: audio up to this seq is in a stored snapshot (``None``: nothing confirmed)
+    checkpoint_seq: int | None = None
+    #: replayed from the session store after a resume
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,8 @@ def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
             stream_time_s=r.stream_time_s,
             latency_ms=(now_ns - r.capture_t_ns) / 1e6 if r.capture_t_ns else None,
             server_processing_ms=r.server_processing_ns / 1e6,
+            checkpoint_seq=r.checkpoint_seq if r.HasField("checkpoint_seq") else None,
+            replayed=r.replayed,
         )
     if kind == "started":
         s = msg.started
@@ -168,6 +178,9 @@ def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
             s.hop_samples,
             s.algorithmic_latency_s,
             s.max_chunk_bytes,
+            s.next_audio_seq,
+            s.resumed,
+            s.replayed_results,
         )
     if kind == "warning":
         w = msg.warning
@@ -203,6 +216,10 @@ class AnalysisClient:
         )
         # generated *_pb2_grpc code carries no annotations
         self._stub = pb_grpc.AudioAnalysisStub(self._channel)  # type: ignore[no-untyped-call]
+
+    @property
+    def stub(self) -> pb_grpc.AudioAnalysisStub:
+        return self._stub
 
     @property
     def channel(self) -> grpc.aio.Channel:

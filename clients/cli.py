@@ -23,6 +23,7 @@ from .analysis_client import (
 )
 from .opus import encode_opus
 from .results import StreamResult
+from .resume import ResilientStream
 from .router_client import RouteQuery, connect_routed
 from .wav import read_wav
 
@@ -66,6 +67,7 @@ async def stream_file(
     query: RouteQuery | None = None,
     encoding: str = "pcm",
     opus_bitrate_bps: int = 64_000,
+    give_up_after_s: float = 30.0,
 ) -> StreamResult:
     wav = await asyncio.to_thread(read_wav, path)
     audio: Audio = wav
@@ -87,7 +89,13 @@ async def stream_file(
             )
     else:
         assert target is not None
-        client = AnalysisClient(target)
+        targets = [t.strip() for t in target.split(",") if t.strip()]
+        stream = ResilientStream(targets, audio, options, give_up_after_s=give_up_after_s)
+        async for event in stream.events():
+            result.add(event)
+            _print_event(event, quiet=quiet)
+        result.resume = stream.stats
+        return result
     async with client:
         async for event in client.stream(audio, options):
             result.add(event)
@@ -120,6 +128,7 @@ async def _cmd_stream(args: argparse.Namespace) -> int:
         query=query,
         encoding=args.encoding,
         opus_bitrate_bps=args.opus_bitrate,
+        give_up_after_s=args.give_up_after_s,
     )
     if args.out_dir:
         result.write(Path(args.out_dir), path.stem)
@@ -232,13 +241,23 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stream", help="stream one WAV and print results as they arrive")
     s.add_argument("file")
     where = s.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", help="HOST:PORT of an edge node")
+    where.add_argument(
+        "--target",
+        help="HOST:PORT of an edge node, or a comma-separated list: on a lost connection the "
+        "stream resumes on the next one (session resume)",
+    )
     where.add_argument("--router", help="HOST:PORT of an edge-router: it picks the node")
     s.add_argument("--lat", type=float, default=None, help="your latitude (with --router)")
     s.add_argument("--lon", type=float, default=None, help="your longitude (with --router)")
     s.add_argument("--region", default="", help="your region hint (with --router)")
     s.add_argument("--out-dir", default=None)
     s.add_argument("--json", action="store_true", help="print one final JSON line only")
+    s.add_argument(
+        "--give-up-after-s",
+        type=float,
+        default=30.0,
+        help="stop retrying after this long without a working stream",
+    )
     common(s)
 
     e = sub.add_parser("eval", help="analyse every *.wav of a directory; write predictions")

@@ -16,6 +16,7 @@ from .analysis_client import (
     StreamSummaryEvent,
     StreamWarningEvent,
 )
+from .resume import ResumeStats
 
 
 @dataclass
@@ -29,6 +30,7 @@ class StreamResult:
     chunks: int = 0
     hops: int = 0
     result_seqs: list[int] = field(default_factory=list)
+    resume: ResumeStats | None = None
 
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, ChunkResultEvent):
@@ -78,5 +80,28 @@ class StreamResult:
                 "server_ms_p50": round(float(np.median(self.server_ms)), 3)
                 if self.server_ms
                 else None,
+                "result_seqs": self.seq_audit(),
+                "resume": None
+                if self.resume is None
+                else {
+                    "connects": self.resume.connects,
+                    "resumes": self.resume.resumes,
+                    "nodes": self.resume.nodes,
+                    "outages_s": [round(x, 3) for x in self.resume.outages_s],
+                    "resent_chunks": self.resume.resent_chunks,
+                    "duplicates_dropped": self.resume.duplicates_dropped,
+                    "buffer_dropped": self.resume.buffer_dropped,
+                },
             }
         )
+
+    def seq_audit(self) -> dict[str, int]:
+        """Results received: count, seqs received twice, seqs missing below the highest."""
+        seqs = self.result_seqs
+        unique = set(seqs)
+        top = max(seqs) + 1 if seqs else 0
+        return {
+            "count": len(seqs),
+            "duplicates": len(seqs) - len(unique),
+            "missing": top - len(unique),
+        }

@@ -18,6 +18,9 @@ from .config import ServerConfig
 from .metrics import PrometheusMetrics
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
+from .store import open_store
+from .sync.codec import parse_key
+from .sync.forwarder import Forwarder, ForwarderConfig
 from .transport.grpc_server import GrpcEndpoint
 from .transport.grpc_service import AudioAnalysisService
 from .transport.http import HttpEndpoint
@@ -43,12 +46,41 @@ class EdgeNode:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = PrometheusMetrics()
+        st = config.store
+        self.store = open_store(
+            st.url,
+            node_id=config.node_id,
+            ttl_s=st.ttl_s,
+            log_keep=st.results_log_keep,
+            commit_timeout_s=st.commit_timeout_s,
+            forwarded=bool(config.sync.cloud_url),
+        )
         self.manager = SessionManager(
             analyzer_config=config.analyzer,
             session_limits=config.session,
             limits=config.manager,
             metrics=self.metrics,
+            store=self.store,
+            node_id=config.node_id,
         )
+        self.forwarder: Forwarder | None = None
+        sy = config.sync
+        if sy.cloud_url:
+            key = parse_key(Path(sy.key_file).read_text()) if sy.key_file else None
+            self.forwarder = Forwarder(
+                self.store,
+                ForwarderConfig(
+                    cloud_url=sy.cloud_url,
+                    forwarder_id=config.node_id,
+                    spool_dir=Path(sy.spool_dir or f"spool/{config.node_id}"),
+                    spool_max_bytes=int(sy.spool_max_mb * 2**20),
+                    key=key,
+                    batch_records=sy.batch_records,
+                    bandwidth_bytes_per_s=sy.bandwidth_bytes_per_s,
+                    resend_after_s=sy.resend_after_s,
+                    stale_resend_s=sy.stale_resend_s,
+                ),
+            )
         self.offloader = CpuOffloader(
             inline_max_samples=config.inline_max_samples, max_workers=config.cpu_workers
         )
@@ -131,6 +163,13 @@ class EdgeNode:
             "webrtc_peers": len(self.gateway.peers),
             "load": {"cpu_fraction": round(load.cpu_fraction, 4)},
             "latency": {"server_p95_ms": round(load.p95_latency_ms, 4)},
+            "store": {
+                "kind": self.store.kind,
+                "appended_records": self.store.appended_records,
+                "checksum": str(self.store.checksum),
+                "errors": self.manager.durability.store_errors,
+            },
+            "sync": self.forwarder.status() if self.forwarder else None,
             "process": {
                 "threads": threading.active_count(),
                 "asyncio_tasks": len(asyncio.all_tasks()),
@@ -150,6 +189,8 @@ class EdgeNode:
         await self.http.start()
         self.service.start()
         await self.grpc.start()
+        if self.forwarder is not None:
+            await self.forwarder.start()
         self.serving = True
         # Everything built so far (modules, servers, plans) lives as long as the process: move it
         # out of the collector's reach so full collections (see transport/webrtc.py) stay short.
@@ -188,6 +229,9 @@ class EdgeNode:
         await self.gateway.close_all()
         await self.service.stop()
         await self.http.stop()
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+        await self.store.close()
         self.offloader.shutdown()
 
     async def wait_stopped(self) -> None:

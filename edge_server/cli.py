@@ -36,7 +36,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cost-per-hour", type=float, default=None)
     r.add_argument("--ttl-s", type=float, default=None, help="registration TTL (default 3 s)")
     r.add_argument("--heartbeat-s", type=float, default=None, help="default 1 s")
+    d = s.add_argument_group("sessions and cloud sync (optional)")
+    d.add_argument("--store", default=None, help="memory:// (default) or redis://HOST:PORT/DB")
+    d.add_argument("--cloud", default=None, help="cloud stream redis://HOST:PORT/DB (forwarder)")
+    d.add_argument("--spool-dir", default=None, help="forwarder spool (default spool/<node-id>)")
+    d.add_argument("--spool-max-mb", type=float, default=None, help="default 256")
+    d.add_argument("--cloud-key-file", default=None, help="AES-256-GCM key, 64 hex digits")
+    d.add_argument("--bandwidth", type=int, default=None, help="cloud link cap, bytes/s")
     s.add_argument("--log-level", default="INFO")
+    k = sub.add_parser("sink", help="run the cloud consumer and its HTTP API")
+    k.add_argument("--redis", required=True, help="cloud stream redis://HOST:PORT/DB")
+    k.add_argument("--db", default="sink.db", help="sqlite:///PATH or PATH (default sink.db)")
+    k.add_argument("--host", default="127.0.0.1")
+    k.add_argument("--http-port", type=int, default=8090, help="0 = any")
+    k.add_argument("--key-file", default=None, help="AES-256-GCM key, 64 hex digits")
+    k.add_argument("--consumer", default=None, help="consumer name in the group")
+    k.add_argument("--claim-idle-s", type=float, default=5.0)
+    k.add_argument("--max-deliveries", type=int, default=5)
+    k.add_argument("--ports-file", type=Path, default=None)
+    k.add_argument("--log-level", default="INFO")
     return p
 
 
@@ -58,6 +76,15 @@ async def _serve(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in reg.items() if v is not None}
     if changes:
         cfg = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, **changes))
+    if args.store is not None:
+        cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, url=args.store))
+    sync = {
+        "cloud_url": args.cloud, "spool_dir": args.spool_dir, "spool_max_mb": args.spool_max_mb,
+        "key_file": args.cloud_key_file, "bandwidth_bytes_per_s": args.bandwidth,
+    }  # fmt: skip
+    sync_changes = {k: v for k, v in sync.items() if v is not None}
+    if sync_changes:
+        cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, **sync_changes))
     node = EdgeNode(cfg)
     await node.start()
     if args.ports_file is not None:
@@ -74,6 +101,39 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _sink(args: argparse.Namespace) -> int:
+    import json
+
+    from .sink.consumer import CloudConsumer, ConsumerConfig
+    from .sink.db import open_db
+    from .sink.service import SinkService
+    from .sync.codec import parse_key
+
+    key = (
+        parse_key(await asyncio.to_thread(Path(args.key_file).read_text)) if args.key_file else None
+    )
+    cc = ConsumerConfig(
+        redis_url=args.redis,
+        key=key,
+        claim_idle_s=args.claim_idle_s,
+        max_deliveries=args.max_deliveries,
+        **({"consumer": args.consumer} if args.consumer else {}),
+    )
+    db = open_db(args.db)
+    svc = SinkService(CloudConsumer(db, cc), db, host=args.host, port=args.http_port)
+    await svc.start()
+    if args.ports_file is not None:
+        args.ports_file.write_text(json.dumps({"http": svc.port}))
+    print(f"edge-server sink ready http={svc.port}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await svc.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -83,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.cmd == "serve":
         return asyncio.run(_serve(args))
+    if args.cmd == "sink":
+        return asyncio.run(_sink(args))
     return 2
 
 

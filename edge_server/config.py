@@ -36,6 +36,38 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    """Where sessions outlive their connection (see edge_server/store)."""
+
+    #: ``memory://`` (embedded default: resume on this node only) or ``redis://HOST:PORT/DB``
+    url: str = "memory://"
+    #: a stored session expires this long after its last write
+    ttl_s: float = 3600.0
+    #: results kept per session for replay to a resuming client (512 x 23 ms = 12 s; a resume
+    #: replays only what was in flight past the last snapshot)
+    results_log_keep: int = 512
+    #: a result waits this long for the store before it is sent unconfirmed
+    commit_timeout_s: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncSettings:
+    """Forwarding the outbox to the cloud. Empty ``cloud_url``: no forwarder."""
+
+    cloud_url: str = ""
+    #: default ``spool/<node_id>`` under the working directory
+    spool_dir: str = ""
+    spool_max_mb: float = 256.0
+    #: file holding a 256-bit AES-GCM key as 64 hex digits; empty: batches are not encrypted
+    key_file: str = ""
+    #: 0 = unlimited
+    bandwidth_bytes_per_s: int = 0
+    batch_records: int = 512
+    resend_after_s: float = 2.0
+    stale_resend_s: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """Everything the composition root needs. Defaults need no Redis and no Consul."""
 
@@ -56,6 +88,8 @@ class ServerConfig:
     session: SessionLimits = field(default_factory=SessionLimits)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
 
 _NESTED: dict[str, type[Any]] = {
@@ -63,6 +97,8 @@ _NESTED: dict[str, type[Any]] = {
     "session": SessionLimits,
     "analyzer": AnalyzerConfig,
     "registry": RegistrySettings,
+    "store": StoreSettings,
+    "sync": SyncSettings,
 }
 
 

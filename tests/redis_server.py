@@ -17,7 +17,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """``appendfsync``: None runs without persistence (the default); "everysec" or "always"
+    turn the append-only file on with that fsync policy, so a restart keeps the data."""
+
+    def __init__(self, *, appendfsync: str | None = None) -> None:
+        self.appendfsync = appendfsync
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError(
@@ -42,8 +46,11 @@ class RedisServer:
                 str(self.port),
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(
+                    ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+                    if self.appendfsync
+                    else ["--appendonly", "no"]
+                ),
                 "--dir",
                 str(self.dir),
             ],
@@ -66,6 +73,11 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    def restart(self) -> None:
+        """kill -9, then start again on the same port and directory."""
+        self.kill()
+        self.start()
 
     def stop(self) -> None:
         self.kill()

@@ -124,6 +124,35 @@ class OnsetDetector:
         self._frame = 0
         self._last_onset = -(10**9)
 
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Past-frame state of the detector.
+
+        Returns
+        -------
+        dict
+            ``hist`` : ndarray, shape (lag + ref - 1, n_bands), float32, log band energies of
+            the last frames; ``odf`` : ndarray, shape (ring_n,), float32, recent ODF values
+            (ring order); ``sum`` : ndarray, shape (1,), float64, their moving sum;
+            ``counts`` : ndarray, shape (2,), int64, frame index and last onset frame.
+        """
+        return {
+            "hist": self._hist.copy(),
+            "odf": self._odf_ring.copy(),
+            "sum": np.array([self._ring_sum], dtype=np.float64),
+            "counts": np.array([self._frame, self._last_onset], dtype=np.int64),
+        }
+
+    def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Continue from :meth:`state` taken on a detector with the same settings."""
+        hist = np.asarray(state["hist"], dtype=np.float32)
+        odf = np.asarray(state["odf"], dtype=np.float32)
+        if hist.shape != self._hist.shape or odf.shape != self._odf_ring.shape:
+            raise ValueError("onset state does not match this detector's settings")
+        self._hist = hist.copy()
+        self._odf_ring = odf.copy()
+        self._ring_sum = float(state["sum"][0])
+        self._frame, self._last_onset = (int(v) for v in state["counts"])
+
     @property
     def n_bands(self) -> int:
         return int(self._fb.shape[1])

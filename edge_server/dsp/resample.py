@@ -51,6 +51,28 @@ class StreamingResampler:
         self._j = np.arange(k, dtype=np.int64)
         self.delay_s = centre / self.up / in_rate_hz
 
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Everything that makes the next output depend on past input, as arrays.
+
+        Returns
+        -------
+        dict
+            ``hist`` : ndarray, shape (taps_per_phase - 1,), float32, the last input samples;
+            ``counts`` : ndarray, shape (2,), int64, samples in and out so far.
+        """
+        return {
+            "hist": self._hist.copy(),
+            "counts": np.array([self._n_in, self._n_out], dtype=np.int64),
+        }
+
+    def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Continue from :meth:`state` taken on a resampler with the same rates."""
+        hist = np.asarray(state["hist"], dtype=np.float32)
+        if hist.shape != self._hist.shape:
+            raise ValueError(f"resampler state: hist shape {hist.shape} != {self._hist.shape}")
+        self._hist = hist.copy()
+        self._n_in, self._n_out = (int(v) for v in state["counts"])
+
     @property
     def identity(self) -> bool:
         return self.up == 1 and self.down == 1

@@ -58,6 +58,29 @@ class FrameRing:
         self._end += n
         self.samples_written += n
 
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The samples not yet consumed and the counters.
+
+        Returns
+        -------
+        dict
+            ``live`` : ndarray, shape (n,), float32, samples from the next frame's start;
+            ``counts`` : ndarray, shape (2,), int64, frames emitted and samples written.
+        """
+        return {
+            "live": self._buf[self._start : self._end].copy(),
+            "counts": np.array([self.frames_emitted, self.samples_written], dtype=np.int64),
+        }
+
+    def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Continue from :meth:`state` taken on a ring with the same geometry."""
+        live = np.asarray(state["live"], dtype=np.float32)
+        if live.shape[0] > self._buf.shape[0]:
+            raise ValueError(f"ring state: {live.shape[0]} live samples exceed the capacity")
+        self._buf[: live.shape[0]] = live
+        self._start, self._end = 0, int(live.shape[0])
+        self.frames_emitted, self.samples_written = (int(v) for v in state["counts"])
+
     def ready_frames(self) -> int:
         """Number of complete frames waiting to be taken."""
         live = self._end - self._start

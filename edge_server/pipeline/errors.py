@@ -12,6 +12,9 @@ class ErrorKind(enum.Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     NOT_FOUND = "NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    #: the stream lost its session to a newer stream (a resume); it must end
+    ABORTED = "ABORTED"
 
 
 class StreamError(Exception):

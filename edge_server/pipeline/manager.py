@@ -8,8 +8,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..dsp.analyzer import AnalyzerConfig
+from .durability import Durability
 from .errors import ErrorKind, StreamError
-from .ports import SessionMetrics
+from .ports import SessionMetrics, SessionStore
 from .session import Session, SessionLimits
 from .settings import StreamSettings, validate_session_id
 
@@ -24,11 +25,17 @@ class ManagerLimits:
         Finished sessions kept for GetSession (oldest evicted first).
     finished_ttl_s : float
         Finished sessions older than this are evicted.
+    snapshot_every_chunks : int
+        A snapshot of the analysis state goes to the session store with every this many
+        chunks (8 x 23 ms = 0.19 s at 1024-frame chunks of 44.1 kHz): a resume restarts at
+        most this far back, and a client keeps at most this much audio (plus what is in flight)
+        for a resend.
     """
 
     max_sessions: int = 1000
     finished_retention: int = 1000
     finished_ttl_s: float = 3600.0
+    snapshot_every_chunks: int = 8
 
 
 class SessionManager:
@@ -41,6 +48,8 @@ class SessionManager:
         session_limits: SessionLimits,
         limits: ManagerLimits,
         metrics: SessionMetrics,
+        store: SessionStore | None = None,
+        node_id: str = "local",
     ) -> None:
         self.analyzer_config = analyzer_config
         self.session_limits = session_limits
@@ -48,6 +57,8 @@ class SessionManager:
         self.metrics = metrics
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
+        #: the session store side (create, resume, commit, finish); memory store by default
+        self.durability = Durability(self, store=store, node_id=node_id)
 
     @property
     def active_count(self) -> int:
@@ -57,7 +68,13 @@ class SessionManager:
     def new_session_id() -> str:
         return uuid.uuid4().hex
 
-    def open(self, settings: StreamSettings) -> Session:
+    def open(self, settings: StreamSettings, *, replace: bool = False) -> Session:
+        """Admit a session locally. ``replace``: a session of that id active here is
+        superseded (a resume after a connection this node has not noticed is gone)."""
+        old = self._active.get(settings.session_id)
+        if replace and old is not None:
+            old.superseded = True
+            self.close(old, reason="superseded")
         if len(self._active) >= self.limits.max_sessions:
             self.metrics.session_rejected("capacity")
             raise StreamError(

@@ -20,6 +20,7 @@ from .events import (
 )
 from .opus_decode import MAX_PACKET_BYTES, MalformedPacket, OpusPacketDecoder
 from .settings import AnalysisKind, Encoding, StreamSettings
+from .snapshot import decode_snapshot, encode_snapshot
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +82,43 @@ class Session:
         self.started_monotonic = time.monotonic()
         self.ended_monotonic: float | None = None
         self.stages = StageTimes()
+        #: fencing token from the session store (bumped by every resume)
+        self.epoch = 0
+        #: seq of the newest snapshot the store confirmed; -1: none
+        self.checkpoint_seq = -1
+        #: after a resume, results up to this seq are not sent again (the client has them)
+        self.suppress_upto = -1
+        #: set when a newer stream took the session over (resume): this one must end
+        self.superseded = False
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def snapshot(self) -> bytes:
+        """The analysis state and counters after the last chunk, as bytes (see
+        :mod:`.snapshot`). The Opus decoder's state is not included: a resumed Opus stream
+        restarts its decoder at the snapshot."""
+        meta = {
+            "next_seq": self._next_seq,
+            "processed": self.chunks_processed,
+            "dropped": self.chunks_dropped,
+            "lost": self.chunks_lost,
+            "malformed": self.chunks_malformed,
+            "onsets": self.onsets_total,
+        }
+        return encode_snapshot(arrays=self.analyzer.state(), meta=meta)
+
+    def restore(self, blob: bytes) -> None:
+        """Continue from :meth:`snapshot` bytes; raises ``ValueError`` if they do not fit."""
+        arrays, meta = decode_snapshot(blob)
+        self.analyzer.restore(arrays)
+        self._next_seq = int(meta["next_seq"])
+        self.chunks_processed = int(meta["processed"])
+        self.chunks_dropped = int(meta["dropped"])
+        self.chunks_lost = int(meta["lost"])
+        self.chunks_malformed = int(meta["malformed"])
+        self.onsets_total = int(meta["onsets"])
 
     @property
     def session_id(self) -> str:

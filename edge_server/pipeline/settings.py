@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass
 
@@ -85,3 +86,34 @@ def make_settings(
         session_id=session_id,
         client_name=client_name,
     )
+
+
+def settings_to_blob(s: StreamSettings) -> bytes:
+    """The stream format as stored with a session (JSON)."""
+    return json.dumps(
+        {
+            "sample_rate_hz": s.sample_rate_hz,
+            "encoding": s.encoding.value,
+            "channels": s.channels,
+            "analyses": sorted(a.value for a in s.analyses),
+            "client_name": s.client_name,
+        }
+    ).encode()
+
+
+def check_resumed_format(requested: StreamSettings, stored_blob: bytes) -> None:
+    """A resumed stream must keep the stored format; raises naming the differing field."""
+    try:
+        stored = json.loads(stored_blob)
+    except ValueError:
+        return  # config lost with a store restart: the requested one is taken as is
+    for name, value in (
+        ("sample_rate_hz", requested.sample_rate_hz),
+        ("encoding", requested.encoding.value),
+        ("channels", requested.channels),
+    ):
+        if stored.get(name) != value:
+            raise invalid(
+                f"config.{name}={value} differs from the stored session's {stored.get(name)}; "
+                "a resumed stream keeps its format"
+            )

@@ -64,14 +64,23 @@ def onset_to_pb(o: Onset) -> pb.OnsetEvent:
     return pb.OnsetEvent(time_s=o.time_s, strength=o.strength, detected_at_s=o.detected_at_s)
 
 
-def result_to_pb(a: ChunkAnalysis, *, server_processing_ns: int) -> pb.AnalyzeResponse:
+def result_to_pb(
+    a: ChunkAnalysis,
+    *,
+    server_processing_ns: int,
+    checkpoint_seq: int | None = None,
+    replayed: bool = False,
+) -> pb.AnalyzeResponse:
     r = pb.ChunkResult(
         seq=a.seq,
         capture_t_ns=a.capture_t_ns,
         server_processing_ns=server_processing_ns,
         stream_time_s=a.stream_time_s,
         onsets=[onset_to_pb(o) for o in a.onsets],
+        replayed=replayed,
     )
+    if checkpoint_seq is not None:
+        r.checkpoint_seq = checkpoint_seq
     f = a.features
     if f is not None:
         ff = r.features

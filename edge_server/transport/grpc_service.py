@@ -36,6 +36,8 @@ STATUS = {
     ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.OUT_OF_RANGE: grpc.StatusCode.OUT_OF_RANGE,
+    ErrorKind.ABORTED: grpc.StatusCode.ABORTED,
 }
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -106,6 +108,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         session: Session | None = None
         reason = "error"
         metrics = self._manager.metrics
+        durability = self._manager.durability
         try:
             async for req in request_iterator:
                 t_recv = time.perf_counter_ns()
@@ -116,11 +119,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                             ErrorKind.FAILED_PRECONDITION,
                             f"first message must set 'config'; got {kind or 'an empty request'}",
                         )
-                    settings = settings_from_pb(
-                        req.config, default_session_id=self._manager.new_session_id()
-                    )
-                    session = self._manager.open(settings)
-                    await self._write(context, self._started(session))
+                    session = await self._open(req.config, context)
                     continue
                 if kind == "config":
                     raise StreamError(
@@ -133,6 +132,12 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                     )
                 chunk = req.audio
                 s = session
+                if s.superseded:
+                    raise StreamError(
+                        ErrorKind.ABORTED,
+                        f"session {s.session_id} was resumed by a newer stream; "
+                        "this stream is closed",
+                    )
                 width = s.settings.channels * s.settings.encoding.sample_bytes
                 outcome = await self._offloader.run(
                     len(chunk.data) // width,
@@ -148,8 +153,14 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                     await self._write(context, warning_to_pb(w))
                 if outcome.analysis is not None:
                     a = outcome.analysis
-                    msg = result_to_pb(a, server_processing_ns=time.perf_counter_ns() - t_recv)
-                    await self._write(context, msg)
+                    checkpoint = await durability.commit(s, a)
+                    if a.seq > s.suppress_upto:  # a resumed client has the earlier ones
+                        msg = result_to_pb(
+                            a,
+                            server_processing_ns=time.perf_counter_ns() - t_recv,
+                            checkpoint_seq=checkpoint,
+                        )
+                        await self._write(context, msg)
                     metrics.chunk_processed(
                         decode_s=s.stages.decode_s,
                         analyze_s=s.stages.analyze_s,
@@ -160,6 +171,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 raise StreamError(
                     ErrorKind.INVALID_ARGUMENT, "stream closed before 'config' was sent"
                 )
+            await durability.finish(session)
             await self._write(context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary())))
             reason = "completed"
         except StreamError as e:
@@ -187,7 +199,33 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
             if session is not None:
                 self._manager.close(session, reason=reason)
 
-    def _started(self, session: Session) -> pb.AnalyzeResponse:
+    async def _open(self, cfg: pb.StreamConfig, context: Context) -> Session:
+        """Start or resume the session the config asks for and send StreamStarted (and, on a
+        resume, the stored results the client missed)."""
+        durability = self._manager.durability
+        if not cfg.HasField("resume"):
+            settings = settings_from_pb(cfg, default_session_id=self._manager.new_session_id())
+            session = await durability.start(settings)
+            await self._write(context, self._started(session))
+            return session
+        if not cfg.session_id:
+            raise StreamError(
+                ErrorKind.INVALID_ARGUMENT,
+                "config.session_id: required with config.resume (the session to resume)",
+            )
+        settings = settings_from_pb(cfg, default_session_id="")
+        r = cfg.resume
+        last = r.last_result_seq if r.HasField("last_result_seq") else None
+        resumed = await durability.resume(settings, last_result_seq=last)
+        session = resumed.session
+        await self._write(context, self._started(session, replayed=len(resumed.replay)))
+        checkpoint = session.checkpoint_seq if session.checkpoint_seq >= 0 else None
+        for a in resumed.replay:
+            msg = result_to_pb(a, server_processing_ns=0, checkpoint_seq=checkpoint, replayed=True)
+            await self._write(context, msg)
+        return session
+
+    def _started(self, session: Session, *, replayed: int | None = None) -> pb.AnalyzeResponse:
         an = session.analyzer
         c = an.config
         return pb.AnalyzeResponse(
@@ -200,6 +238,9 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 algorithmic_latency_s=an.algorithmic_latency_s,
                 analyses=analyses_to_pb(session.settings.analyses),
                 max_chunk_bytes=session.max_chunk_bytes,
+                next_audio_seq=session.next_seq,
+                resumed=replayed is not None,
+                replayed_results=replayed or 0,
             )
         )
 

@@ -26,6 +26,8 @@ HTTP_STATUS = {
     ErrorKind.ALREADY_EXISTS: 409,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.OUT_OF_RANGE: 400,
+    ErrorKind.ABORTED: 409,
 }
 MAX_CLIP_S = 60.0
 MAX_BODY_BYTES = 16 << 20

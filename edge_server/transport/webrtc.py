@@ -199,7 +199,7 @@ class WebRtcGateway:
                         session_id=peer.session_id,
                         client_name="webrtc",
                     )
-                    peer.session = self._manager.open(settings)
+                    peer.session = await self._manager.durability.start(settings)
                     self._emit(
                         peer,
                         {
@@ -217,6 +217,8 @@ class WebRtcGateway:
                 )
                 seq += 1
                 if out.analysis is not None:
+                    # durable first (write-through), as on gRPC; no resume over WebRTC
+                    await self._manager.durability.commit(s, out.analysis, resumable=False)
                     self._emit(peer, _result_json(out.analysis, time.perf_counter_ns() - t_recv))
                     self._manager.metrics.chunk_processed(
                         decode_s=s.stages.decode_s,
@@ -226,6 +228,8 @@ class WebRtcGateway:
                     )
         except MediaStreamError:
             reason = "track_ended"
+            if peer.session is not None:
+                await self._manager.durability.finish(peer.session)
         except asyncio.CancelledError:
             reason = "client_end" if not peer.closed else "closed"
         except StreamError as e:

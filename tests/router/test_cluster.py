@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,27 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.procs import spawn as _spawn
 from tests.redis_server import RedisServer
 
 TTL_S = 3.0
 HEARTBEAT_S = 1.0
-
-
-async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        *args,
-        "--log-level",
-        "WARNING",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    assert "ready" in line, line
-    ports = {k: int(v) for k, v in (p.split("=") for p in line.split()[2:])}
-    return proc, ports
 
 
 async def _node(redis_url: str, node_id: str, zone: str, lat: float, lon: float) -> Any:

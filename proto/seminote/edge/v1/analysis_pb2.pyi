@@ -69,20 +69,28 @@ WARNING_CODE_DUPLICATE_SEQUENCE: WarningCode
 WARNING_CODE_MALFORMED_AUDIO: WarningCode
 
 class StreamConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "encoding", "channels", "analyses", "session_id", "client_name")
+    __slots__ = ("sample_rate_hz", "encoding", "channels", "analyses", "session_id", "client_name", "resume")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     ANALYSES_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     encoding: AudioEncoding
     channels: int
     analyses: _containers.RepeatedScalarFieldContainer[Analysis]
     session_id: str
     client_name: str
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., channels: _Optional[int] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., session_id: _Optional[str] = ..., client_name: _Optional[str] = ...) -> None: ...
+    resume: ResumeFrom
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., channels: _Optional[int] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., session_id: _Optional[str] = ..., client_name: _Optional[str] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ...) -> None: ...
+
+class ResumeFrom(_message.Message):
+    __slots__ = ("last_result_seq",)
+    LAST_RESULT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    last_result_seq: int
+    def __init__(self, last_result_seq: _Optional[int] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("seq", "data", "capture_t_ns")
@@ -103,7 +111,7 @@ class AnalyzeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("session_id", "node_id", "analysis_sample_rate_hz", "frame_samples", "hop_samples", "algorithmic_latency_s", "analyses", "max_chunk_bytes")
+    __slots__ = ("session_id", "node_id", "analysis_sample_rate_hz", "frame_samples", "hop_samples", "algorithmic_latency_s", "analyses", "max_chunk_bytes", "next_audio_seq", "resumed", "replayed_results")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +120,9 @@ class StreamStarted(_message.Message):
     ALGORITHMIC_LATENCY_S_FIELD_NUMBER: _ClassVar[int]
     ANALYSES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AUDIO_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_RESULTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node_id: str
     analysis_sample_rate_hz: int
@@ -120,7 +131,10 @@ class StreamStarted(_message.Message):
     algorithmic_latency_s: float
     analyses: _containers.RepeatedScalarFieldContainer[Analysis]
     max_chunk_bytes: int
-    def __init__(self, session_id: _Optional[str] = ..., node_id: _Optional[str] = ..., analysis_sample_rate_hz: _Optional[int] = ..., frame_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., algorithmic_latency_s: _Optional[float] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
+    next_audio_seq: int
+    resumed: bool
+    replayed_results: int
+    def __init__(self, session_id: _Optional[str] = ..., node_id: _Optional[str] = ..., analysis_sample_rate_hz: _Optional[int] = ..., frame_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., algorithmic_latency_s: _Optional[float] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., max_chunk_bytes: _Optional[int] = ..., next_audio_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., replayed_results: _Optional[int] = ...) -> None: ...
 
 class OnsetEvent(_message.Message):
     __slots__ = ("time_s", "strength", "detected_at_s")
@@ -167,7 +181,7 @@ class NoteEvent(_message.Message):
     def __init__(self, note_id: _Optional[int] = ..., tier: _Optional[_Union[NoteTier, str]] = ..., action: _Optional[_Union[NoteAction, str]] = ..., midi_pitch: _Optional[int] = ..., onset_s: _Optional[float] = ..., offset_s: _Optional[float] = ..., velocity: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class ChunkResult(_message.Message):
-    __slots__ = ("seq", "capture_t_ns", "server_processing_ns", "onsets", "features", "notes", "stream_time_s")
+    __slots__ = ("seq", "capture_t_ns", "server_processing_ns", "onsets", "features", "notes", "stream_time_s", "checkpoint_seq", "replayed")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_T_NS_FIELD_NUMBER: _ClassVar[int]
     SERVER_PROCESSING_NS_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +189,8 @@ class ChunkResult(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     STREAM_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     capture_t_ns: int
     server_processing_ns: int
@@ -182,7 +198,9 @@ class ChunkResult(_message.Message):
     features: FeatureFrames
     notes: _containers.RepeatedCompositeFieldContainer[NoteEvent]
     stream_time_s: float
-    def __init__(self, seq: _Optional[int] = ..., capture_t_ns: _Optional[int] = ..., server_processing_ns: _Optional[int] = ..., onsets: _Optional[_Iterable[_Union[OnsetEvent, _Mapping]]] = ..., features: _Optional[_Union[FeatureFrames, _Mapping]] = ..., notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ..., stream_time_s: _Optional[float] = ...) -> None: ...
+    checkpoint_seq: int
+    replayed: bool
+    def __init__(self, seq: _Optional[int] = ..., capture_t_ns: _Optional[int] = ..., server_processing_ns: _Optional[int] = ..., onsets: _Optional[_Iterable[_Union[OnsetEvent, _Mapping]]] = ..., features: _Optional[_Union[FeatureFrames, _Mapping]] = ..., notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ..., stream_time_s: _Optional[float] = ..., checkpoint_seq: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class StreamWarning(_message.Message):
     __slots__ = ("code", "message", "seq")

@@ -1,0 +1,263 @@
+"""A stream that survives lost connections and lost nodes (session resume).
+
+The audio source runs on its own clock (as a microphone would): chunk ``seq`` is captured at
+its time whether or not a connection is up. Every chunk stays in a bounded buffer until a result
+reports a ``checkpoint_seq`` at or beyond it. When the call fails with a transient status
+(UNAVAILABLE, CANCELLED, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED, ABORTED by a shutdown) the
+client reconnects, to the next target of its list, with ``config.resume`` = the last result
+seq it received; the server answers ``next_audio_seq`` and the client resends from there.
+Results are yielded once per seq (a duplicate would be dropped and counted; the server is
+built not to send any).
+
+After ``give_up_after_s`` without a working stream the last error is raised.
+
+Backoff follows gRPC's connection-backoff defaults: 1 s initial, x1.6, +-20 % jitter, 120 s
+max. The first retry after a working stream goes straight to the next target (another node
+is likely up); the backoff applies once every target has failed in a row.
+
+Buffer overflow policy: at most ``max_buffer_s`` of audio is kept; beyond that the oldest
+chunk is dropped and counted (``buffer_dropped``); the server then reports a sequence gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+
+from .analysis_client import (
+    AnalysisClient,
+    Audio,
+    ChunkResultEvent,
+    StreamEvent,
+    StreamOptions,
+    StreamStartedEvent,
+    StreamSummaryEvent,
+    audio_chunks,
+    config_request,
+    event_from_pb,
+)
+
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backoff:
+    """gRPC connection backoff (doc/connection-backoff.md) defaults."""
+
+    initial_s: float = 1.0
+    multiplier: float = 1.6
+    jitter: float = 0.2
+    max_s: float = 120.0
+
+    def delay_s(self, attempt: int) -> float:
+        d = min(self.max_s, self.initial_s * self.multiplier**attempt)
+        return d * (1 + self.jitter * (2 * random.random() - 1))
+
+
+@dataclass
+class ResumeStats:
+    connects: int = 0
+    resumes: int = 0
+    duplicates_dropped: int = 0
+    buffer_dropped: int = 0
+    resent_chunks: int = 0
+    #: wall time from losing a stream to the next StreamStarted, s
+    outages_s: list[float] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+
+
+class ResilientStream:
+    def __init__(
+        self,
+        targets: list[str],
+        audio: Audio,
+        options: StreamOptions,
+        *,
+        backoff: Backoff | None = None,
+        max_buffer_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        give_up_after_s: float = 30.0,
+    ) -> None:
+        if not targets:
+            raise ValueError("targets: at least one HOST:PORT")
+        self.targets = targets
+        self.audio = audio
+        self.options = options
+        self.backoff = backoff or Backoff()
+        self.connect_timeout_s = connect_timeout_s
+        self.give_up_after_s = give_up_after_s
+        self.stats = ResumeStats()
+        self._chunks = audio_chunks(audio, options.chunk_frames)
+        dur = [d for _, d in self._chunks]
+        mean = sum(dur) / len(dur) if dur else 0.02
+        self._max_buffer = max(1, int(max_buffer_s / mean))
+        self._buffer: deque[tuple[int, bytes, int]] = deque()
+        self._captured = 0
+        self._capture_done = asyncio.Event()
+        self._new_chunk = asyncio.Event()
+        self.session_id = options.session_id
+        self.last_result_seq: int | None = None
+
+    async def _capture(self) -> None:
+        """Produce chunks on the audio's own clock (or at once when not real time)."""
+        t0 = time.monotonic()
+        due = t0
+        for seq, (payload, duration_s) in enumerate(self._chunks):
+            due += duration_s
+            if self.options.realtime:
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if len(self._buffer) >= self._max_buffer:
+                self._buffer.popleft()
+                self.stats.buffer_dropped += 1
+            self._buffer.append((seq, payload, time.monotonic_ns()))
+            self._captured = seq + 1
+            self._new_chunk.set()
+        self._capture_done.set()
+        self._new_chunk.set()
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        capture = asyncio.create_task(self._capture())
+        clients = {t: AnalysisClient(t) for t in self.targets}
+        i = 0
+        failures_in_row = 0
+        lost_at: float | None = None
+        try:
+            while True:
+                target = self.targets[i % len(self.targets)]
+                try:
+                    async for ev in self._one_call(clients[target]):
+                        if isinstance(ev, StreamStartedEvent):
+                            failures_in_row = 0
+                            self.stats.nodes.append(ev.node_id)
+                            if lost_at is not None:
+                                self.stats.outages_s.append(time.monotonic() - lost_at)
+                                lost_at = None
+                        yield ev
+                        if isinstance(ev, StreamSummaryEvent):
+                            return
+                    return
+                except grpc.aio.AioRpcError as e:
+                    if e.code() not in RETRYABLE and not _shutdown_abort(e):
+                        raise
+                    if lost_at is None:
+                        lost_at = time.monotonic()
+                    if time.monotonic() - lost_at > self.give_up_after_s:
+                        raise
+                    failures_in_row += 1
+                    i += 1
+                    if failures_in_row >= len(self.targets):
+                        rounds = failures_in_row // len(self.targets) - 1
+                        await asyncio.sleep(self.backoff.delay_s(rounds))
+                except (TimeoutError, _Retry):
+                    if lost_at is None:
+                        lost_at = time.monotonic()
+                    failures_in_row += 1
+                    i += 1
+        finally:
+            capture.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await capture
+            for c in clients.values():
+                await c.close()
+
+    def _config(self) -> pb.AnalyzeRequest:
+        opts = self.options
+        if self.session_id and self.session_id != opts.session_id:
+            opts = replace(opts, session_id=self.session_id)
+        req = config_request(self.audio, opts)
+        if self.stats.connects > 0 and self.session_id:
+            req.config.resume.SetInParent()
+            if self.last_result_seq is not None:
+                req.config.resume.last_result_seq = self.last_result_seq
+        return req
+
+    async def _one_call(self, client: AnalysisClient) -> AsyncIterator[StreamEvent]:
+        call = client.stub.Analyze(wait_for_ready=False)
+        try:
+            await asyncio.wait_for(call.write(self._config()), self.connect_timeout_s)
+            first = await asyncio.wait_for(call.read(), self.connect_timeout_s)
+            if first is grpc.aio.EOF:
+                await call.wait_for_connection()  # raises the call's status if it failed
+                raise _Retry("stream ended before StreamStarted")
+            started = event_from_pb(first, time.monotonic_ns())
+            if not isinstance(started, StreamStartedEvent):
+                raise RuntimeError("server did not answer StreamStarted first")
+            if self.stats.connects > 0:
+                self.stats.resumes += 1
+            self.stats.connects += 1
+            self.session_id = started.session_id
+            yield started
+            sender = asyncio.create_task(self._send(call, started.next_audio_seq))
+            try:
+                while True:
+                    msg = await call.read()
+                    if msg is grpc.aio.EOF:
+                        break
+                    ev = event_from_pb(msg, time.monotonic_ns())
+                    if isinstance(ev, ChunkResultEvent):
+                        if self.last_result_seq is not None and ev.seq <= self.last_result_seq:
+                            self.stats.duplicates_dropped += 1
+                            continue
+                        self.last_result_seq = ev.seq
+                        cp = ev.checkpoint_seq
+                        if cp is not None:
+                            while self._buffer and self._buffer[0][0] <= cp:
+                                self._buffer.popleft()
+                    if ev is not None:
+                        yield ev
+                await sender
+            finally:
+                if not sender.done():
+                    sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await sender
+        finally:
+            call.cancel()
+
+    async def _send(
+        self, call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse], start: int
+    ) -> None:
+        nxt = start
+        first_new = self._captured
+        while True:
+            pending = [c for c in self._buffer if c[0] >= nxt]
+            for seq, payload, cap_ns in pending:
+                chunk = pb.AudioChunk(seq=seq, data=payload, capture_t_ns=cap_ns)
+                await call.write(pb.AnalyzeRequest(audio=chunk))
+                if seq < first_new:
+                    self.stats.resent_chunks += 1
+                nxt = seq + 1
+            if self._capture_done.is_set() and nxt >= self._captured:
+                break
+            if not pending:
+                # no await since `pending` was computed: nothing can have arrived meanwhile
+                self._new_chunk.clear()
+                await self._new_chunk.wait()
+        await call.done_writing()
+
+
+class _Retry(Exception):
+    """The attempt failed in a way worth retrying elsewhere."""
+
+
+def _shutdown_abort(e: grpc.aio.AioRpcError) -> bool:
+    """A node draining for shutdown ends streams; that is a reason to move, not to stop."""
+    return e.code() is grpc.StatusCode.ABORTED and "resumed by a newer stream" not in (
+        e.details() or ""
+    )

@@ -1,0 +1,167 @@
+"""Sessions that outlive their connection: create, resume, commit and finish through the
+injected session store.
+
+Write-through: a chunk's result is committed before it is sent, so a client can only hold
+results the store holds, and (session, seq) identifies every result. With the store
+unreachable the stream goes on (results are sent without a checkpoint, the store write stays
+queued); a superseded stream ends with ABORTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import ErrorKind, StreamError
+from .events import ChunkAnalysis
+from .ports import Commit, SessionStore, StoreUnavailable, Superseded
+from .records import chunk_records, decode_result, encode_result, summary_record
+from .session import Session
+from .settings import StreamSettings, check_resumed_format, settings_to_blob
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    session: Session
+    #: stored results the client has not received, oldest first
+    replay: tuple[ChunkAnalysis, ...]
+
+
+class Durability:
+    def __init__(
+        self, manager: SessionManager, *, store: SessionStore | None, node_id: str
+    ) -> None:
+        self._manager = manager
+        self.store = store
+        self.node_id = node_id
+        self.store_errors = 0
+
+    async def start(self, settings: StreamSettings) -> Session:
+        """Admit a new session and record it in the store (a store outage does not stop it)."""
+        session = self._manager.open(settings)
+        if self.store is not None:
+            try:
+                session.epoch = await self.store.create(
+                    settings.session_id, node_id=self.node_id, config=settings_to_blob(settings)
+                )
+            except StoreUnavailable as e:
+                self.store_errors += 1
+                log.warning("session %s not recorded in the store: %s", settings.session_id, e)
+        return session
+
+    async def resume(self, settings: StreamSettings, *, last_result_seq: int | None) -> Resumed:
+        """Take a stored session over (on this node or from another) and restore it."""
+        sid = settings.session_id
+        if self.store is None:
+            raise StreamError(ErrorKind.NOT_FOUND, "config.resume: this node keeps no sessions")
+        try:
+            stored = await self.store.take_over(sid, node_id=self.node_id)
+        except StoreUnavailable as e:
+            raise StreamError(ErrorKind.UNAVAILABLE, f"session store unreachable: {e}") from e
+        if stored is None:
+            raise StreamError(
+                ErrorKind.NOT_FOUND,
+                f"config.session_id={sid!r}: no stored session to resume (unknown, or expired)",
+            )
+        check_resumed_format(settings, stored.config)
+        if last_result_seq is not None and last_result_seq > stored.last_result_seq:
+            allowed = (
+                "unset (no result is stored yet)"
+                if stored.last_result_seq < 0
+                else f"unset or 0..{stored.last_result_seq}"
+            )
+            raise StreamError(
+                ErrorKind.OUT_OF_RANGE,
+                f"config.resume.last_result_seq={last_result_seq} is beyond the session's last "
+                f"stored result; allowed: {allowed}",
+            )
+        session = self._manager.open(settings, replace=True)
+        try:
+            if stored.snapshot is not None:
+                session.restore(stored.snapshot)
+            session.epoch = stored.epoch
+            session.checkpoint_seq = stored.snapshot_seq
+            after = -1 if last_result_seq is None else last_result_seq
+            session.suppress_upto = after
+            blobs = await self.store.results(sid, after_seq=after, upto_seq=stored.snapshot_seq)
+            replay = tuple(decode_result(b) for b in blobs)
+        except (ValueError, StoreUnavailable) as e:
+            self._manager.close(session, reason="resume_failed")
+            raise StreamError(
+                ErrorKind.UNAVAILABLE, f"session {sid}: stored state unusable ({e})"
+            ) from e
+        return Resumed(session, replay)
+
+    async def commit(
+        self, session: Session, a: ChunkAnalysis, *, resumable: bool = True
+    ) -> int | None:
+        """Store one chunk's result (and a snapshot every few chunks) before it is sent;
+        returns the checkpoint seq to report, or ``None`` when nothing is confirmed."""
+        if session.superseded:
+            raise _aborted(session)
+        if self.store is None:
+            return None
+        every = self._manager.limits.snapshot_every_chunks
+        snap = None
+        config = None
+        if resumable and a.seq - session.checkpoint_seq >= every:
+            snap = session.snapshot()
+            config = settings_to_blob(session.settings)
+        c = Commit(
+            session_id=session.session_id,
+            node_id=self.node_id,
+            epoch=session.epoch,
+            seq=a.seq,
+            result=encode_result(a),
+            records=chunk_records(a),
+            snapshot=snap,
+            config=config,
+            t_ns=time.time_ns(),
+            resumable=resumable,
+        )
+        try:
+            await self.store.commit(c)
+        except Superseded:
+            session.superseded = True
+            raise _aborted(session) from None
+        except StoreUnavailable as e:
+            self.store_errors += 1
+            log.debug("session %s seq %d not confirmed: %s", session.session_id, a.seq, e)
+            return None
+        if snap is not None:
+            session.checkpoint_seq = a.seq
+        return session.checkpoint_seq if session.checkpoint_seq >= 0 else None
+
+    async def finish(self, session: Session) -> None:
+        """Store the session summary (highest priority record) when a stream completes."""
+        if self.store is None or session.superseded:
+            return
+        seq = session.next_seq - 1
+        c = Commit(
+            session_id=session.session_id,
+            node_id=self.node_id,
+            epoch=session.epoch,
+            seq=seq,
+            result=b"",
+            records=(summary_record(session.summary(), seq=seq),),
+            final=True,
+            t_ns=time.time_ns(),
+        )
+        try:
+            await self.store.commit(c)
+        except (Superseded, StoreUnavailable) as e:
+            log.info("session %s summary not stored: %s", session.session_id, e)
+
+
+def _aborted(session: Session) -> StreamError:
+    return StreamError(
+        ErrorKind.ABORTED,
+        f"session {session.session_id} was resumed by a newer stream; this stream is closed",
+    )

@@ -1,0 +1,1 @@
+"""The cloud side: consume the edge batches, store records idempotently, serve them."""

@@ -1,0 +1,153 @@
+"""Idempotent record storage in SQLite (blocking; the consumer calls it from a worker thread).
+
+A record's key is (session_id, seq, kind): storing a batch twice, or a record that two batches
+carry, adds nothing. The ``batches`` table remembers which (forwarder, bseq) are stored, so the
+watermark the forwarders wait for survives a consumer restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..sync.codec import BatchRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+  session_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  node_id TEXT NOT NULL,
+  t_ns INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (session_id, seq, kind)
+);
+CREATE INDEX IF NOT EXISTS records_node_t ON records (node_id, t_ns);
+CREATE INDEX IF NOT EXISTS records_t ON records (t_ns);
+CREATE TABLE IF NOT EXISTS batches (
+  forwarder TEXT NOT NULL,
+  bseq INTEGER NOT NULL,
+  records INTEGER NOT NULL,
+  PRIMARY KEY (forwarder, bseq)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    session_id: str | None = None
+    node_id: str | None = None
+    kind: str | None = None
+    since_t_ns: int | None = None
+    until_t_ns: int | None = None
+    #: rowid of the last item of the previous page
+    after: int = 0
+    limit: int = 100
+
+
+def open_db(url: str) -> SqliteDb:
+    """``sqlite:///path/to.db`` (or a bare path). PostgreSQL is not implemented."""
+    if url.startswith("sqlite:///"):
+        return SqliteDb(Path(url[len("sqlite:///") :]))
+    if "://" in url:
+        raise ValueError(f"--db {url!r}: only sqlite:///PATH is supported")
+    return SqliteDb(Path(url))
+
+
+class SqliteDb:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+
+    def store_batch(self, forwarder: str, bseq: int, records: list[BatchRecord]) -> int:
+        """Store a batch in one transaction; returns the records that were new."""
+        rows = [
+            (r.session_id, r.seq, r.kind, r.priority, r.node_id, r.t_ns, r.payload.decode())
+            for r in records
+        ]
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                before = c.total_changes
+                c.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?)", rows)
+                new = c.total_changes - before
+                c.execute(
+                    "INSERT OR IGNORE INTO batches VALUES (?,?,?)", (forwarder, bseq, len(rows))
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        return new
+
+    def stored_bseqs(self, forwarder: str, above: int) -> list[int]:
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT bseq FROM batches WHERE forwarder=? AND bseq>? ORDER BY bseq",
+                (forwarder, above),
+            )
+            return [int(r[0]) for r in cur]
+
+    def forwarders(self) -> list[str]:
+        with self._lock:
+            return [str(r[0]) for r in self._conn.execute("SELECT DISTINCT forwarder FROM batches")]
+
+    def query(self, q: Query) -> tuple[list[dict[str, Any]], int | None]:
+        where = ["rowid > ?"]
+        args: list[Any] = [q.after]
+        for col, val in (("session_id", q.session_id), ("node_id", q.node_id), ("kind", q.kind)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if q.since_t_ns is not None:
+            where.append("t_ns >= ?")
+            args.append(q.since_t_ns)
+        if q.until_t_ns is not None:
+            where.append("t_ns < ?")
+            args.append(q.until_t_ns)
+        sql = (
+            "SELECT rowid, session_id, seq, kind, priority, node_id, t_ns, payload FROM records "
+            f"WHERE {' AND '.join(where)} ORDER BY rowid LIMIT ?"
+        )
+        args.append(q.limit + 1)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        items = [
+            {
+                "session_id": s,
+                "seq": seq,
+                "kind": k,
+                "priority": p,
+                "node_id": n,
+                "t_ns": t,
+                "data": json.loads(pl),
+            }
+            for _, s, seq, k, p, n, t, pl in rows[: q.limit]
+        ]
+        nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
+        return items, nxt
+
+    def all_records(self) -> list[tuple[str, int, str, bytes]]:
+        """(session_id, seq, kind, payload) of every record (tests, audits)."""
+        with self._lock:
+            cur = self._conn.execute("SELECT session_id, seq, kind, payload FROM records")
+            return [(s, int(q), k, p.encode()) for s, q, k, p in cur]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

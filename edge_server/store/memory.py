@@ -1,0 +1,169 @@
+"""In-process session store and outbox: the embedded default (no Redis needed).
+
+Sessions can be resumed on this node only (the state dies with the process). Expired sessions
+are swept as new ones arrive. The outbox holds records only when a forwarder reads it
+(``outbox_enabled``); it is bounded (``outbox_max`` entries); when full, the entry with the
+lowest priority (features before events before summaries), oldest first, is dropped and
+counted in ``outbox_dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from ..pipeline.ports import Commit, StoredSession, Superseded
+from ..pipeline.records import CHECKSUM_MOD, record_checksum
+from .outbox import OutboxEntry
+
+
+@dataclass
+class _Session:
+    node_id: str
+    epoch: int
+    config: bytes
+    expires: float
+    snapshot_seq: int = -1
+    snapshot: bytes | None = None
+    last_seq: int = -1
+    results: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+
+
+class MemoryStore:
+    kind = "memory"
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        log_keep: int,
+        outbox_max: int = 100_000,
+        outbox_enabled: bool = False,
+    ) -> None:
+        self.outbox_enabled = outbox_enabled
+        self._creates = 0
+        self.ttl_s = ttl_s
+        self.log_keep = log_keep
+        self.outbox_max = outbox_max
+        self._sessions: dict[str, _Session] = {}
+        self._outbox: OrderedDict[int, OutboxEntry] = OrderedDict()
+        self._next_id = 0
+        self._read_upto = -1
+        self._wake = asyncio.Event()
+        self.appended_records = 0
+        self.checksum = 0
+        self.outbox_dropped = 0
+
+    def _live(self, session_id: str) -> _Session | None:
+        s = self._sessions.get(session_id)
+        if s is not None and s.expires < time.monotonic():
+            del self._sessions[session_id]
+            return None
+        return s
+
+    async def create(self, session_id: str, *, node_id: str, config: bytes) -> int:
+        self._creates += 1
+        if self._creates % 256 == 0:
+            now = time.monotonic()
+            for sid in [k for k, v in self._sessions.items() if v.expires < now]:
+                del self._sessions[sid]
+        old = self._live(session_id)
+        epoch = (old.epoch + 1) if old else 1
+        self._sessions[session_id] = _Session(
+            node_id=node_id, epoch=epoch, config=config, expires=time.monotonic() + self.ttl_s
+        )
+        return epoch
+
+    async def take_over(self, session_id: str, *, node_id: str) -> StoredSession | None:
+        s = self._live(session_id)
+        if s is None:
+            return None
+        s.epoch += 1
+        s.node_id = node_id
+        return StoredSession(
+            session_id=session_id,
+            node_id=node_id,
+            epoch=s.epoch,
+            config=s.config,
+            snapshot_seq=s.snapshot_seq,
+            snapshot=s.snapshot,
+            last_result_seq=s.last_seq,
+        )
+
+    async def commit(self, c: Commit) -> None:
+        s = self._live(c.session_id)
+        if s is None:  # expired mid-stream: start over with what the commit carries
+            s = self._sessions[c.session_id] = _Session(
+                node_id=c.node_id, epoch=c.epoch, config=c.config or b"", expires=0.0
+            )
+        if s.epoch > c.epoch:
+            raise Superseded(f"session {c.session_id} was resumed elsewhere (epoch {s.epoch})")
+        s.expires = time.monotonic() + self.ttl_s
+        if c.config is not None:
+            s.config = c.config
+        if c.seq > s.last_seq or c.final:
+            if c.result and c.resumable:
+                s.results[c.seq] = c.result
+                while len(s.results) > self.log_keep:
+                    s.results.popitem(last=False)
+                s.last_seq = c.seq
+            for r in c.records:
+                self._append(
+                    OutboxEntry(
+                        "", c.session_id, r.seq, r.kind, r.priority, c.node_id, c.t_ns, r.payload
+                    )
+                )
+        if c.snapshot is not None and c.resumable and c.seq > s.snapshot_seq:
+            s.snapshot, s.snapshot_seq = c.snapshot, c.seq
+        if c.final:  # a completed stream is not resumed: keep only its identity until expiry
+            s.results.clear()
+            s.snapshot, s.snapshot_seq = None, -1
+
+    def _append(self, e: OutboxEntry) -> None:
+        if not self.outbox_enabled:
+            return
+        if len(self._outbox) >= self.outbox_max:
+            victim = max(self._outbox.values(), key=lambda x: (x.priority, -int(x.entry_id)))
+            del self._outbox[int(victim.entry_id)]
+            self.outbox_dropped += 1
+        i = self._next_id
+        self._next_id += 1
+        self._outbox[i] = OutboxEntry(
+            str(i), e.session_id, e.seq, e.kind, e.priority, e.node_id, e.t_ns, e.payload
+        )
+        self.appended_records += 1
+        self.checksum = (
+            self.checksum + record_checksum(e.session_id, e.seq, e.kind, e.payload)
+        ) % CHECKSUM_MOD
+        self._wake.set()
+
+    async def results(self, session_id: str, *, after_seq: int, upto_seq: int) -> list[bytes]:
+        s = self._live(session_id)
+        if s is None:
+            return []
+        return [b for q, b in s.results.items() if after_seq < q <= upto_seq]
+
+    # -- Outbox
+    async def read(self, *, max_entries: int, block_s: float) -> list[OutboxEntry]:
+        if next(reversed(self._outbox), -1) <= self._read_upto:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), block_s)
+            except TimeoutError:
+                return []
+        out = [e for i, e in self._outbox.items() if i > self._read_upto][:max_entries]
+        if out:
+            self._read_upto = int(out[-1].entry_id)
+        return out
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        for i in entry_ids:
+            self._outbox.pop(int(i), None)
+
+    async def depth(self) -> int:
+        return len(self._outbox)
+
+    async def close(self) -> None:
+        pass

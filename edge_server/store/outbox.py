@@ -1,0 +1,35 @@
+"""The edge outbox: records waiting for the forwarder to ship them to the cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One durable record as the forwarder sees it; ``entry_id`` is the outbox's own id."""
+
+    entry_id: str
+    session_id: str
+    seq: int
+    kind: str
+    priority: int
+    node_id: str
+    t_ns: int
+    payload: bytes
+
+
+class Outbox(Protocol):
+    async def read(self, *, max_entries: int, block_s: float) -> list[OutboxEntry]:
+        """Entries not yet handed to this reader (and, for a shared outbox, entries another
+        reader took but did not acknowledge for a while)."""
+        ...
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        """The entries are safe elsewhere (the forwarder's spool): remove them."""
+        ...
+
+    async def depth(self) -> int:
+        """Entries stored and not acknowledged."""
+        ...

@@ -1,0 +1,233 @@
+"""Ships the edge outbox to the cloud stream: batches, priority, compression, optional AES-GCM,
+a bandwidth cap, retries with backoff and jitter, and the on-disk spool.
+
+Two tasks:
+
+* intake: reads the outbox (up to ``batch_records`` at a time), groups the entries by priority,
+  writes each group to the spool (fsync'd), then acknowledges the entries (the outbox deletes
+  them). A crash between the two re-reads them later: the cloud stores records idempotently.
+* sender: sends queued batches most important first (summaries, then onsets/notes, then
+  features), each with the next batch seq of this forwarder, and keeps it in the spool until the
+  cloud's watermark (``seminote:cloud:acked:<forwarder>``: ``wm`` = every batch up to here is
+  stored, ``max`` = highest stored) passes it. A batch inside a gap (``wm < bseq < max``, so a
+  later one arrived and it did not) is resent after ``resend_after_s``; any unconfirmed batch
+  after ``stale_resend_s``. At most ``max_inflight`` batches await confirmation.
+
+Sends that fail back off exponentially (``backoff_initial_s`` x 1.6 up to ``backoff_max_s``,
++-20 % jitter). Bandwidth: a token bucket of ``bandwidth_bytes_per_s`` (0 = unlimited) over the
+bytes put on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..pipeline.ports import StoreUnavailable
+from ..store.outbox import Outbox, OutboxEntry
+from .codec import BatchRecord, aad, key_id, pack_records, seal
+from .spool import Spool, SpoolItem
+
+log = logging.getLogger(__name__)
+
+CLOUD_STREAM = "seminote:cloud:batches"
+ACK_KEY = "seminote:cloud:acked:{}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForwarderConfig:
+    cloud_url: str
+    forwarder_id: str
+    spool_dir: Path
+    spool_max_bytes: int = 256 << 20
+    key: bytes | None = None
+    batch_records: int = 512
+    bandwidth_bytes_per_s: int = 0
+    max_inflight: int = 256
+    resend_after_s: float = 2.0
+    stale_resend_s: float = 60.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    poll_s: float = 0.25
+
+
+class Forwarder:
+    def __init__(self, outbox: Outbox, config: ForwarderConfig) -> None:
+        self.outbox = outbox
+        self.config = config
+        self.spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
+        self._cloud: aioredis.Redis = aioredis.from_url(
+            config.cloud_url, socket_timeout=2.0, socket_connect_timeout=1.0
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sent_at: dict[int, float] = {}
+        self._kick = asyncio.Event()
+        self._tokens = float(config.bandwidth_bytes_per_s)
+        self._tokens_t = time.monotonic()
+        self.cloud_up = False
+        self.watermark = 0
+        self.batches_sent = 0
+        self.batches_resent = 0
+        self.bytes_sent = 0
+        self.records_spooled = 0
+        self.send_errors = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._intake()), loop.create_task(self._sender())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self._cloud.aclose()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "cloud_up": self.cloud_up,
+            "watermark": self.watermark,
+            "batches_sent": self.batches_sent,
+            "batches_resent": self.batches_resent,
+            "bytes_sent": self.bytes_sent,
+            "records_spooled": self.records_spooled,
+            "spool_bytes": self.spool.bytes_used,
+            "spool_records": self.spool.records_held(),
+            "spool_dropped_records": dict(self.spool.dropped_records),
+            "send_errors": self.send_errors,
+        }
+
+    # -- intake: outbox -> spool
+    async def _intake(self) -> None:
+        c = self.config
+        backoff = c.backoff_initial_s
+        while True:
+            try:
+                entries = await self.outbox.read(max_entries=c.batch_records, block_s=c.poll_s)
+                backoff = c.backoff_initial_s
+            except StoreUnavailable as err:
+                log.warning("outbox unreadable (%s); retrying in %.1f s", err, backoff)
+                await asyncio.sleep(_jitter(backoff))
+                backoff = min(c.backoff_max_s, backoff * 1.6)
+                continue
+            if not entries:
+                continue
+            groups: dict[int, list[OutboxEntry]] = defaultdict(list)
+            for e in entries:
+                groups[e.priority].append(e)
+            for prio, group in sorted(groups.items()):
+                packed = pack_records(
+                    [
+                        BatchRecord(
+                            e.session_id, e.seq, e.kind, e.priority, e.node_id, e.t_ns, e.payload
+                        )
+                        for e in group
+                    ]
+                )
+                await asyncio.to_thread(self.spool.put, packed, priority=prio, count=len(group))
+                self.records_spooled += len(group)
+            while True:
+                try:
+                    await self.outbox.ack([e.entry_id for e in entries])
+                    break
+                except StoreUnavailable as err:
+                    log.warning("outbox ack failed (%s); retrying", err)
+                    await asyncio.sleep(_jitter(backoff))
+                    backoff = min(c.backoff_max_s, backoff * 1.6)
+            self._kick.set()
+
+    # -- sender: spool -> cloud
+    async def _sender(self) -> None:
+        c = self.config
+        backoff = c.backoff_initial_s
+        while True:
+            try:
+                await self._cycle()
+                self.cloud_up = True
+                backoff = c.backoff_initial_s
+            except (RedisError, OSError) as e:
+                self.cloud_up = False
+                self.send_errors += 1
+                log.warning("cloud unreachable (%s); retrying in %.1f s", e, backoff)
+                await asyncio.sleep(_jitter(backoff))
+                backoff = min(c.backoff_max_s, backoff * 1.6)
+                continue
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), c.poll_s)
+
+    async def _cycle(self) -> None:
+        c = self.config
+        acked = await self._cloud.hmget(ACK_KEY.format(c.forwarder_id), "wm", "max")
+        wm = int(acked[0] or 0)
+        top = int(acked[1] or 0)
+        self.watermark = wm
+        if any(i.bseq <= wm for i in self.spool.sent()):
+            await asyncio.to_thread(self.spool.confirm, wm)
+        now = time.monotonic()
+        sent = self.spool.sent()
+        for item in sent:
+            since = now - self._sent_at.get(item.bseq, 0.0)
+            gap = item.bseq < top and since >= c.resend_after_s
+            if gap or since >= c.stale_resend_s:
+                await self._send(item)
+                self.batches_resent += 1
+        inflight = len(sent)
+        for item in self.spool.queued():
+            if inflight >= c.max_inflight:
+                break
+            item = await asyncio.to_thread(self.spool.mark_sent, item)
+            await self._send(item)
+            inflight += 1
+
+    async def _send(self, item: SpoolItem) -> None:
+        c = self.config
+        packed = await asyncio.to_thread(self.spool.read, item)
+        codec, body, nonce = seal(
+            packed, key=c.key, associated=aad(c.forwarder_id, item.bseq, item.priority, item.count)
+        )
+        await self._throttle(len(body))
+        await self._cloud.xadd(
+            CLOUD_STREAM,
+            {
+                "fwd": c.forwarder_id,
+                "bseq": item.bseq,
+                "prio": item.priority,
+                "n": item.count,
+                "codec": codec,
+                "kid": key_id(c.key) if c.key else "",
+                "nonce": nonce,
+                "body": body,
+            },
+        )
+        self._sent_at[item.bseq] = time.monotonic()
+        self.batches_sent += 1
+        self.bytes_sent += len(body)
+        if len(self._sent_at) > 4 * c.max_inflight:
+            live = {i.bseq for i in self.spool.sent()}
+            self._sent_at = {k: v for k, v in self._sent_at.items() if k in live}
+
+    async def _throttle(self, nbytes: int) -> None:
+        rate = self.config.bandwidth_bytes_per_s
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        self._tokens = min(float(rate), self._tokens + (now - self._tokens_t) * rate)
+        self._tokens_t = now
+        self._tokens -= nbytes
+        if self._tokens < 0:
+            await asyncio.sleep(-self._tokens / rate)
+
+
+def _jitter(s: float) -> float:
+    return s * (0.8 + 0.4 * random.random())
