@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--consumer", default=None, help="consumer name in the group")
     k.add_argument("--claim-idle-s", type=float, default=5.0)
     k.add_argument("--max-deliveries", type=int, default=5)
+    k.add_argument("--read-count", type=int, default=32, help="entries per XREADGROUP")
     k.add_argument("--ports-file", type=Path, default=None)
     k.add_argument("--log-level", default="INFO")
     return p
@@ -117,6 +118,7 @@ async def _sink(args: argparse.Namespace) -> int:
         key=key,
         claim_idle_s=args.claim_idle_s,
         max_deliveries=args.max_deliveries,
+        read_count=args.read_count,
         **({"consumer": args.consumer} if args.consumer else {}),
     )
     db = open_db(args.db)
@@ -124,7 +126,7 @@ async def _sink(args: argparse.Namespace) -> int:
     await svc.start()
     if args.ports_file is not None:
         args.ports_file.write_text(json.dumps({"http": svc.port}))
-    print(f"edge-server sink ready http={svc.port}", flush=True)
+    print(f"edge-sink ready http={svc.port}", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,10 @@ class _Session:
     results: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
 
+#: how long a finished session stays resumable, s
+FINISHED_TTL_S = 60.0
+
+
 class MemoryStore:
     kind = "memory"
 
@@ -117,9 +121,10 @@ class MemoryStore:
                 )
         if c.snapshot is not None and c.resumable and c.seq > s.snapshot_seq:
             s.snapshot, s.snapshot_seq = c.snapshot, c.seq
-        if c.final:  # a completed stream is not resumed: keep only its identity until expiry
-            s.results.clear()
-            s.snapshot, s.snapshot_seq = None, -1
+        if c.final:
+            # the stream ended (or its client vanished: a cancel can look like the end of the
+            # requests); keep it resumable for a short while only
+            s.expires = time.monotonic() + min(self.ttl_s, FINISHED_TTL_S)
 
     def _append(self, e: OutboxEntry) -> None:
         if not self.outbox_enabled:

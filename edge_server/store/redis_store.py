@@ -74,11 +74,13 @@ if ARGV[7] ~= '' and ARGV[13] == '1' then
   end
 end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'config', ARGV[8]) end
-if ARGV[9] == '1' then
-  redis.call('HSET', KEYS[1], 'finished', 1, 'snap_seq', -1)
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
 local ttl = tonumber(ARGV[5])
+if ARGV[9] == '1' then
+  -- finished (or the client vanished: a cancel can look like the end of the requests):
+  -- resumable for a short while only
+  redis.call('HSET', KEYS[1], 'finished', 1)
+  ttl = math.min(ttl, 60000)
+end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)

@@ -1,0 +1,201 @@
+"""Acceptance on real processes: edge node -> edge Redis outbox -> forwarder (spool) -> cloud
+Redis stream -> ``edge-server sink`` -> SQLite. Two redis-servers stand for edge and cloud."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from clients.analysis_client import AnalysisClient, StreamOptions
+from clients.wav import read_wav
+from edge_server.pipeline.records import CHECKSUM_MOD, record_checksum
+from edge_server.sink.consumer import GROUP
+from edge_server.sync.codec import BatchRecord, aad, key_id, pack_records, seal
+from edge_server.sync.forwarder import CLOUD_STREAM
+from tests.procs import edge_node, spawn, stop
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EXCERPT = ROOT / "clients" / "data" / "mozart_k545_mvt1_20s.wav"
+KEY_HEX = "7f" * 32
+
+
+def db_audit(path: Path) -> tuple[int, int]:
+    """(records, checksum) of the cloud DB, computed the way the edge computes it."""
+    with sqlite3.connect(path) as c:
+        rows = c.execute("SELECT session_id, seq, kind, payload FROM records").fetchall()
+    total = sum(record_checksum(s, q, k, p.encode()) for s, q, k, p in rows) % CHECKSUM_MOD
+    return len(rows), total
+
+
+async def edge_status(http: aiohttp.ClientSession, port: int) -> dict[str, Any]:
+    async with http.get(f"http://127.0.0.1:{port}/api/v1/edge/status") as r:
+        return dict(await r.json())
+
+
+async def stream_many(port: int, n: int, *, seconds: float) -> int:
+    """``n`` concurrent real-time streams of the excerpt, 4096-frame chunks, repeated for
+    ``seconds``; returns the sessions completed."""
+    wav = read_wav(EXCERPT)
+    deadline = time.monotonic() + seconds
+    done = 0
+
+    async def one(i: int) -> None:
+        nonlocal done
+        async with AnalysisClient(f"127.0.0.1:{port}") as c:
+            while time.monotonic() < deadline:
+                opts = StreamOptions(chunk_frames=4096, realtime=True)
+                async for _ in c.stream(wav, opts):
+                    pass
+                done += 1
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return done
+
+
+async def wait_for(cond: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await cond():
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.mark.slow
+async def test_cloud_down_60_s_under_50_streams_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    edge, cloud = RedisServer(), RedisServer()
+    edge.start()
+    cloud.start()
+    key_file = tmp_path / "key.hex"
+    key_file.write_text(KEY_HEX)
+    db = tmp_path / "cloud.db"
+    node, np_ = await edge_node(
+        "edge-1", "--store", edge.url, "--cloud", cloud.url, "--spool-dir",
+        str(tmp_path / "spool"), "--cloud-key-file", str(key_file),
+    )  # fmt: skip
+    sink, _ = await spawn(
+        "edge_server.cli", "sink", "--redis", cloud.url, "--db", str(db), "--http-port", "0",
+        "--key-file", str(key_file),
+    )  # fmt: skip
+    assert cloud.proc is not None
+    try:
+        async with aiohttp.ClientSession() as http:
+            load = asyncio.create_task(stream_many(np_["grpc"], 50, seconds=75.0))
+            await asyncio.sleep(5.0)
+            os.kill(cloud.proc.pid, signal.SIGSTOP)  # the cloud link goes silent
+            t_down = time.monotonic()
+            await asyncio.sleep(30.0)
+            mid = await edge_status(http, np_["http"])
+            await asyncio.sleep(60.0 - (time.monotonic() - t_down))
+            os.kill(cloud.proc.pid, signal.SIGCONT)
+            sessions = await load
+            final = await edge_status(http, np_["http"])
+            emitted = final["store"]["appended_records"]
+            checksum = int(final["store"]["checksum"])
+
+            async def complete() -> bool:
+                return db_audit(db)[0] >= emitted
+
+            await wait_for(complete, 120, "every record in the cloud DB")
+            await asyncio.sleep(1.0)
+            count, total = db_audit(db)
+    finally:
+        await stop(node)
+        await stop(sink)
+        edge.stop()
+        cloud.stop()
+    print(
+        f"{sessions} sessions, {emitted} records emitted; during the outage the spool held "
+        f"{mid['sync']['spool_records']} records ({mid['sync']['spool_bytes']} bytes); "
+        f"cloud DB {count} records"
+    )
+    assert sessions >= 150
+    assert mid["sync"]["cloud_up"] is False and mid["sync"]["spool_records"] > 0
+    assert count == emitted  # exactly once (the DB key is (session, seq, kind))
+    assert total == checksum
+
+
+async def _fill_cloud_stream(url: str, batches: int, per_batch: int) -> int:
+    r = aioredis.from_url(url)
+    n = 0
+    for b in range(1, batches + 1):
+        recs = [
+            BatchRecord(
+                f"s{b % 7}", b * per_batch + i, "events", 1, "edge-x", time.time_ns(), b'{"t":1}'
+            )
+            for i in range(per_batch)
+        ]
+        codec, body, nonce = seal(
+            pack_records(recs), key=bytes.fromhex(KEY_HEX), associated=aad("fx", b, 1, per_batch)
+        )
+        await r.xadd(
+            CLOUD_STREAM,
+            {"fwd": "fx", "bseq": b, "prio": 1, "n": per_batch, "codec": codec,
+             "kid": key_id(bytes.fromhex(KEY_HEX)), "nonce": nonce, "body": body},
+        )  # fmt: skip
+        n += per_batch
+    await r.aclose()
+    return n
+
+
+@pytest.mark.slow
+async def test_consumer_killed_holding_500_pending_all_reclaimed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key.hex"
+    key_file.write_text(KEY_HEX)
+    db = tmp_path / "cloud.db"
+    total = await _fill_cloud_stream(redis_server.url, 1000, 20)
+    common = ["--redis", redis_server.url, "--db", str(db), "--http-port", "0",
+              "--key-file", str(key_file), "--claim-idle-s", "1"]  # fmt: skip
+    first, _ = await spawn(
+        "edge_server.cli", "sink", *common, "--consumer", "c1", "--read-count", "800"
+    )
+    r = aioredis.from_url(redis_server.url)
+    held = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = await r.xpending(CLOUD_STREAM, GROUP)
+            held = int(info["pending"])
+            if held >= 500:
+                first.kill()  # kill -9 while holding them
+                break
+            await asyncio.sleep(0.002)
+        await first.wait()
+        assert held >= 500, f"consumer never held 500 pending (max seen {held})"
+        still = int((await r.xpending(CLOUD_STREAM, GROUP))["pending"])
+        second, sp = await spawn("edge_server.cli", "sink", *common, "--consumer", "c2")
+        try:
+
+            async def drained() -> bool:
+                return int((await r.xpending(CLOUD_STREAM, GROUP))["pending"]) == 0 and (
+                    int(await r.xlen(CLOUD_STREAM)) == 0
+                )
+
+            await wait_for(drained, 120, "the pending entries to be reclaimed and stored")
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{sp['http']}/api/v1/health") as resp:
+                    status = (await resp.json())["consumer"]
+        finally:
+            await stop(second)
+    finally:
+        await r.aclose()
+    count, _ = db_audit(db)
+    print(f"killed holding {held} pending ({still} after the kill); second consumer {status}")
+    assert status["reclaimed"] >= still
+    assert count == total  # every record once: the primary key forbids duplicates
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1000

@@ -1,0 +1,126 @@
+"""Session resume over real gRPC in process (memory store: resume on the same node)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+
+from edge_server.app import EdgeNode
+from tests.transport.helpers import (
+    audio,
+    click_chunks,
+    config,
+    expect_status,
+    good_stream_works,
+    run,
+    stub,
+)
+
+
+def resume_config(sid: str, last: int | None = None, **kw: object) -> pb.AnalyzeRequest:
+    req = config(session_id=sid, **kw)
+    req.config.resume.SetInParent()
+    if last is not None:
+        req.config.resume.last_result_seq = last
+    return req
+
+
+async def _first_part(node: EdgeNode, sid: str, n: int) -> list[pb.AnalyzeResponse]:
+    """Stream ``n`` chunks, read their results, then drop the connection (no half-close)."""
+    ch, s = stub(node)
+    out: list[pb.AnalyzeResponse] = []
+    chunks = click_chunks()
+    async with ch:
+        call = s.Analyze()
+        await call.write(config(session_id=sid))
+        out.append(await call.read())
+        for i in range(n):
+            await call.write(audio(i, chunks[i]))
+            out.append(await call.read())
+        call.cancel()
+    for _ in range(100):  # the node notices the cancel
+        if node.manager.active_count == 0:
+            break
+        await asyncio.sleep(0.01)
+    return out
+
+
+async def test_resume_continues_with_no_result_missing_or_repeated(node: EdgeNode) -> None:
+    chunks = click_chunks()
+    whole = await run(node, [config()] + [audio(i, c) for i, c in enumerate(chunks)])
+    ref = {r.result.seq: r.result for r in whole if r.HasField("result")}
+
+    first = await _first_part(node, "res-1", 30)
+    got = {r.result.seq: r.result for r in first if r.HasField("result")}
+    last = max(got)
+    assert got[last].checkpoint_seq == 23  # a snapshot every 8 chunks: 7, 15, 23
+    # the client lost the last 3 results in flight: it says it has up to 26
+    resumed = await run(
+        node,
+        [resume_config("res-1", last=26)] + [audio(i, chunks[i]) for i in range(24, len(chunks))],
+    )
+    started = resumed[0].started
+    assert started.resumed and started.next_audio_seq == 24 and started.replayed_results == 0
+    after = [r.result for r in resumed if r.HasField("result")]
+    assert [r.seq for r in after] == list(range(27, len(chunks)))
+    for r in after:  # identical analysis to the uninterrupted stream
+        assert list(r.onsets) == list(ref[r.seq].onsets)
+        assert list(r.features.spectral_flux) == list(ref[r.seq].features.spectral_flux)
+    summary = resumed[-1].summary
+    assert summary.chunks_processed == len(chunks) and summary.chunks_lost == 0
+
+
+async def test_resume_replays_stored_results_the_client_missed(node: EdgeNode) -> None:
+    chunks = click_chunks()
+    await _first_part(node, "res-2", 20)  # snapshot at 15
+    out = await run(
+        node, [resume_config("res-2", last=9)] + [audio(i, chunks[i]) for i in range(16, 25)]
+    )
+    assert out[0].started.replayed_results == 6  # 10..15 from the store
+    results = [r.result for r in out if r.HasField("result")]
+    assert [r.seq for r in results] == list(range(10, 25))
+    assert all(r.replayed for r in results[:6]) and not results[6].replayed
+
+
+async def test_resume_bad_input_gets_clear_errors(node: EdgeNode) -> None:
+    await _first_part(node, "res-3", 10)
+    msg = await expect_status(node, [resume_config("bad id!")], grpc.StatusCode.INVALID_ARGUMENT)
+    assert "config.session_id" in msg
+    msg = await expect_status(node, [resume_config("")], grpc.StatusCode.INVALID_ARGUMENT)
+    assert "required with config.resume" in msg
+    msg = await expect_status(node, [resume_config("never-seen")], grpc.StatusCode.NOT_FOUND)
+    assert "no stored session" in msg
+    msg = await expect_status(
+        node, [resume_config("res-3", last=500)], grpc.StatusCode.OUT_OF_RANGE
+    )
+    assert "config.resume.last_result_seq=500" in msg and "0..9" in msg
+    msg = await expect_status(
+        node, [resume_config("res-3", sample_rate_hz=48000)], grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "config.sample_rate_hz=48000" in msg
+    await good_stream_works(node)  # other sessions unaffected
+
+
+async def test_a_resume_supersedes_the_stream_still_open(node: EdgeNode) -> None:
+    chunks = click_chunks()
+    ch, s = stub(node)
+    async with ch:
+        old = s.Analyze()
+        await old.write(config(session_id="res-4"))
+        await old.read()
+        for i in range(9):
+            await old.write(audio(i, chunks[i]))
+            await old.read()
+        new = await run(
+            node, [resume_config("res-4", last=8)] + [audio(i, chunks[i]) for i in range(9, 12)]
+        )
+        assert [r.result.seq for r in new if r.HasField("result")] == [9, 10, 11]
+        await old.write(audio(9, chunks[9]))
+        try:
+            while True:
+                await old.read()
+        except grpc.aio.AioRpcError as e:
+            assert e.code() == grpc.StatusCode.ABORTED
+            assert "resumed by a newer stream" in (e.details() or "")
