@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 APT_RUN  := libopus0
 APT_TEST := libopus0 redis-server chromium
 
-.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -33,13 +33,17 @@ cluster: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/gen_proto.sh
 
-bench: bench-latency bench-accuracy bench-routing
+bench: bench-latency bench-accuracy bench-routing bench-durability
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m loadtests.routing_sim
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m loadtests.accuracy
+
+bench-durability: $(STAMP)
+	./scripts/apt.sh redis-server
+	$(BIN)/python -m loadtests.durability
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m loadtests.latency

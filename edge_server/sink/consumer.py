@@ -71,7 +71,7 @@ class CloudConsumer:
         backoff = 0.2
         while True:
             try:
-                await self._ensure_group()
+                await self.ensure_group()
                 for fwd in list(self._wm):
                     await self._publish(fwd)
                 while True:
@@ -82,7 +82,7 @@ class CloudConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 1.6)
 
-    async def _ensure_group(self) -> None:
+    async def ensure_group(self) -> None:
         try:
             await self._r.xgroup_create(CLOUD_STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as e:
@@ -120,7 +120,7 @@ class CloudConsumer:
                 entries = [(eid, f, 1) for _, es in got for eid, f in es]
         except ResponseError as e:
             if "NOGROUP" in str(e):  # the cloud Redis restarted empty
-                await self._ensure_group()
+                await self.ensure_group()
                 return 0
             raise
         for eid, fields, delivered in entries:

@@ -138,6 +138,39 @@ class SqliteDb:
         nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
         return items, nxt
 
+    def gaps(self, session_id: str) -> dict[str, Any]:
+        """Missing chunk seqs of a session: every analysed chunk yields an ``events`` record,
+        so a seq absent below the highest one (or below the summary's chunk count) is a gap."""
+        with self._lock:
+            seqs = [
+                int(r[0])
+                for r in self._conn.execute(
+                    "SELECT seq FROM records WHERE session_id=? AND kind='events' ORDER BY seq",
+                    (session_id,),
+                )
+            ]
+            summary = self._conn.execute(
+                "SELECT payload FROM records WHERE session_id=? AND kind='summary' "
+                "ORDER BY seq DESC LIMIT 1",
+                (session_id,),
+            ).fetchone()
+        top = seqs[-1] if seqs else -1
+        if summary is not None:
+            top = max(top, int(json.loads(summary[0]).get("chunks_processed", 0)) - 1)
+        ranges: list[list[int]] = []
+        expect = 0
+        for q in [*seqs, top + 1]:
+            if q > expect:
+                ranges.append([expect, q - 1])
+            expect = max(expect, q + 1)
+        return {
+            "session_id": session_id,
+            "events": len(seqs),
+            "complete": summary is not None,
+            "missing": sum(b - a + 1 for a, b in ranges),
+            "missing_ranges": ranges,
+        }
+
     def all_records(self) -> list[tuple[str, int, str, bytes]]:
         """(session_id, seq, kind, payload) of every record (tests, audits)."""
         with self._lock:

@@ -3,6 +3,7 @@
 ``GET /api/v1/data``: stored records, filtered by ``session_id``, ``node_id``, ``kind``, and
 ``since_t_ns`` / ``until_t_ns`` (edge wall clock when the record was made, ns), ``limit`` 1..1000
 (default 100), paginated with ``cursor`` (the ``next_cursor`` of the previous page).
+``GET /api/v1/sessions/{session_id}/gaps``: the chunk seqs of a session missing from the store.
 ``GET /metrics`` (Prometheus), ``GET /api/v1/health``.
 """
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 from .consumer import CloudConsumer
 from .db import Query, SqliteDb
@@ -75,6 +77,7 @@ class SinkService:
         self.registry.register(_SinkCollector(consumer))
         app = web.Application()
         app.router.add_get("/api/v1/data", self._data)
+        app.router.add_get("/api/v1/sessions/{session_id}/gaps", self._gaps)
         app.router.add_get("/api/v1/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
@@ -89,6 +92,8 @@ class SinkService:
         server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        with contextlib.suppress(RedisError, OSError):  # else the run loop retries
+            await self.consumer.ensure_group()
         self._task = asyncio.get_running_loop().create_task(self.consumer.run())
 
     async def stop(self) -> None:
@@ -114,6 +119,12 @@ class SinkService:
         )
         items, nxt = await asyncio.to_thread(self.db.query, query)
         return web.json_response({"items": items, "next_cursor": nxt})
+
+    async def _gaps(self, request: web.Request) -> web.Response:
+        sid = request.match_info["session_id"]
+        if not 1 <= len(sid) <= 128:
+            raise _bad("session_id: 1..128 characters")
+        return web.json_response(await asyncio.to_thread(self.db.gaps, sid))
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "SERVING", "consumer": self.consumer.status()})

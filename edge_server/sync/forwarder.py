@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,26 @@ class Forwarder:
         self.bytes_sent = 0
         self.records_spooled = 0
         self.send_errors = 0
+        self.internal_errors = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._intake()), loop.create_task(self._sender())]
+        self._tasks = [
+            loop.create_task(self._guard(self._intake)),
+            loop.create_task(self._guard(self._sender)),
+        ]
+
+    async def _guard(self, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a forwarder loop alive through an unexpected error (logged, counted)."""
+        while True:
+            try:
+                await loop_fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.internal_errors += 1
+                log.exception("forwarder loop failed; restarting it in 1 s")
+                await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -105,6 +122,7 @@ class Forwarder:
             "spool_records": self.spool.records_held(),
             "spool_dropped_records": dict(self.spool.dropped_records),
             "send_errors": self.send_errors,
+            "internal_errors": self.internal_errors,
         }
 
     # -- intake: outbox -> spool
@@ -186,8 +204,10 @@ class Forwarder:
         for item in self.spool.queued():
             if inflight >= c.max_inflight:
                 break
-            item = await asyncio.to_thread(self.spool.mark_sent, item)
-            await self._send(item)
+            marked = await asyncio.to_thread(self.spool.mark_sent, item)
+            if marked is None:
+                continue
+            await self._send(marked)
             inflight += 1
 
     async def _send(self, item: SpoolItem) -> None:

@@ -18,6 +18,7 @@ them). ``next_bseq`` survives restarts in ``bseq`` (fsync'd).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ class Spool:
         for tmp in directory.glob("*.tmp"):
             tmp.unlink()
         self._items: dict[Path, SpoolItem] = {}
+        # the forwarder's intake and sender call in from different worker threads
+        self._lock = threading.RLock()
         for p in directory.glob("*.b"):
             item = _parse(p, p.stat().st_size)
             if item is not None:
@@ -71,29 +74,39 @@ class Spool:
 
     @property
     def bytes_used(self) -> int:
-        return sum(i.size for i in self._items.values())
+        with self._lock:
+            return sum(i.size for i in self._items.values())
 
     def queued(self) -> list[SpoolItem]:
         """Unsent batches, in sending order: most important first, then oldest."""
+        with self._lock:
+            items = list(self._items.values())
         return sorted(
-            (i for i in self._items.values() if not i.sent),
+            (i for i in items if not i.sent),
             key=lambda i: (i.priority, i.created_ns),
         )
 
     def sent(self) -> list[SpoolItem]:
-        return sorted((i for i in self._items.values() if i.sent), key=lambda i: i.bseq)
+        with self._lock:
+            items = list(self._items.values())
+        return sorted((i for i in items if i.sent), key=lambda i: i.bseq)
 
     def records_held(self) -> int:
-        return sum(i.count for i in self._items.values())
+        with self._lock:
+            return sum(i.count for i in self._items.values())
 
     def put(self, packed: bytes, *, priority: int, count: int) -> SpoolItem | None:
         """Store a batch durably; ``None`` if the overflow policy dropped it."""
+        with self._lock:
+            return self._put(packed, priority=priority, count=count)
+
+    def _put(self, packed: bytes, *, priority: int, count: int) -> SpoolItem | None:
         need = len(packed)
         victims = sorted(
             (i for i in self._items.values() if not i.sent and i.priority >= priority),
             key=lambda i: (-i.priority, i.created_ns),
         )
-        used = self.bytes_used
+        used = sum(i.size for i in self._items.values())
         while used + need > self.max_bytes and victims:
             v = victims.pop(0)
             self._remove(v)
@@ -118,8 +131,15 @@ class Spool:
     def read(self, item: SpoolItem) -> bytes:
         return item.path.read_bytes()
 
-    def mark_sent(self, item: SpoolItem) -> SpoolItem:
-        """Give a queued batch the next batch seq (before it is sent the first time)."""
+    def mark_sent(self, item: SpoolItem) -> SpoolItem | None:
+        """Give a queued batch the next batch seq (before it is sent the first time);
+        ``None`` if the overflow policy evicted it meanwhile."""
+        with self._lock:
+            if item.path not in self._items:
+                return None
+            return self._mark_sent(item)
+
+    def _mark_sent(self, item: SpoolItem) -> SpoolItem:
         bseq = self.next_bseq
         self.next_bseq += 1
         tmp = self._seq_file.with_suffix(".tmp")
@@ -135,10 +155,11 @@ class Spool:
 
     def confirm(self, upto_bseq: int) -> int:
         """Delete sent batches the cloud stored (``bseq <= upto_bseq``); returns how many."""
-        done = [i for i in self._items.values() if i.sent and i.bseq <= upto_bseq]
-        for i in done:
-            self._remove(i)
-        return len(done)
+        with self._lock:
+            done = [i for i in self._items.values() if i.sent and i.bseq <= upto_bseq]
+            for i in done:
+                self._remove(i)
+            return len(done)
 
     def _remove(self, item: SpoolItem) -> None:
         item.path.unlink(missing_ok=True)

@@ -158,3 +158,49 @@ async def test_summaries_and_notes_go_before_features(
 
 async def _len(r: aioredis.Redis, n: int) -> bool:
     return int(await r.xlen(CLOUD_STREAM)) >= n
+
+
+async def test_batches_lost_by_the_cloud_are_detected_and_refilled_from_the_spool(
+    redis_server: RedisServer, cloud_redis: RedisServer, tmp_path: Path
+) -> None:
+    """The cloud Redis restarts empty while batches wait unconsumed in it: the consumer sees
+    the batch-seq gap and the forwarder resends those batches from its spool."""
+    store = RedisStore(redis_server.url, node_id="e3", ttl_s=60, log_keep=8)
+    fwd = Forwarder(
+        store,
+        ForwarderConfig(cloud_url=cloud_redis.url, forwarder_id="e3", spool_dir=tmp_path / "sp",
+                        batch_records=5, resend_after_s=0.5, backoff_initial_s=0.05),
+    )  # fmt: skip
+    await fwd.start()
+    epoch = await store.create("sC", node_id="e3", config=b"{}")
+
+    async def emit(seqs: range) -> None:
+        for seq in seqs:
+            rec = (OutRecord("events", 1, seq, b'{"s":%d}' % seq),)
+            await store.commit(
+                Commit(
+                    session_id="sC", node_id="e3", epoch=epoch, seq=seq, result=b"{}", records=rec
+                )
+            )
+
+    r = aioredis.from_url(cloud_redis.url)
+    await emit(range(0, 20))
+    await _until(lambda: _len(r, 4))  # 4 batches sent, nobody consuming
+    await r.aclose()
+    cloud_redis.restart()  # no persistence: the 4 batches are gone
+    await emit(range(20, 40))
+    db = open_db(f"sqlite:///{tmp_path / 'c.db'}")
+    consumer = CloudConsumer(db, ConsumerConfig(redis_url=cloud_redis.url, block_s=0.1))
+    task = asyncio.create_task(consumer.run())
+    try:
+        await _until(lambda: asyncio.to_thread(lambda: db.count() == 40), 30)
+        assert consumer.gaps_detected >= 4
+        assert fwd.batches_resent >= 4
+        assert db.gaps("sC")["missing"] == 0
+        await _until(lambda: asyncio.sleep(0, result=fwd.spool.records_held() == 0))
+    finally:
+        task.cancel()
+        await fwd.stop()
+        await consumer.close()
+        await store.close()
+        db.close()

@@ -63,7 +63,7 @@ def test_spool_priority_overflow_and_restart(tmp_path: Path) -> None:
     assert sp.put(blob, priority=2, count=10) is not None
     assert sp.dropped_records[2] == 20
     first = sp.mark_sent(sp.queued()[0])
-    assert first.bseq == 1 and first.sent
+    assert first is not None and first.bseq == 1 and first.sent
     # restart: queued and sent batches and the batch counter survive
     sp2 = Spool(tmp_path, max_bytes=5500)
     assert [i.bseq for i in sp2.sent()] == [1]
