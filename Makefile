@@ -5,9 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages: the node needs libopus0 (opuslib); the tests also start redis-server and
-# drive chromium. scripts/apt.sh installs the missing ones.
+# postgresql (the cloud sink's second database) and drive chromium. scripts/apt.sh installs the missing ones.
 APT_RUN  := libopus0
-APT_TEST := libopus0 redis-server chromium
+APT_TEST := libopus0 redis-server chromium postgresql
 
 .PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability clean
 

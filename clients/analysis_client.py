@@ -256,12 +256,15 @@ class AnalysisClient:
                     yield event
             await sender
         finally:
+            call.cancel()  # no-op when finished; ends the RPC when the caller stopped early
             if not sender.done():
                 sender.cancel()
-            # the read side already raised (or we were cancelled); the sender's error is the same
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            # the read side already raised, the caller broke out early, or we were cancelled:
+            # the sender's own error (if any) says nothing new
+            with contextlib.suppress(
+                asyncio.CancelledError, grpc.aio.AioRpcError, asyncio.InvalidStateError
+            ):
                 await sender
-            call.cancel()
 
     @staticmethod
     async def _send(

@@ -9,7 +9,8 @@ seq it received; the server answers ``next_audio_seq`` and the client resends fr
 Results are yielded once per seq (a duplicate would be dropped and counted; the server is
 built not to send any).
 
-After ``give_up_after_s`` without a working stream the last error is raised.
+After ``give_up_after_s`` without a working stream the last error is raised; a stream that never
+started gives up after two rounds over the targets (a wrong address should fail fast).
 
 Backoff follows gRPC's connection-backoff defaults: 1 s initial, x1.6, +-20 % jitter, 120 s
 max. The first retry after a working stream goes straight to the next target (another node
@@ -157,7 +158,10 @@ class ResilientStream:
                         raise
                     if lost_at is None:
                         lost_at = time.monotonic()
-                    if time.monotonic() - lost_at > self.give_up_after_s:
+                    never_connected = self.stats.connects == 0
+                    if time.monotonic() - lost_at > self.give_up_after_s or (
+                        never_connected and failures_in_row + 1 >= 2 * len(self.targets)
+                    ):
                         raise
                     failures_in_row += 1
                     i += 1

@@ -8,7 +8,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from router.agent import NodeAgent
 from router.model import NodeInfo, NodeLoad
@@ -38,6 +40,19 @@ def _rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
         return 0.0
+
+
+async def _bounded(coro: Coroutine[Any, Any, None], timeout_s: float, what: str) -> None:
+    """Run a shutdown step for at most ``timeout_s``; a step that does not finish (even when
+    cancelled) is abandoned with a warning so the node still exits."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        log.warning("%s did not finish in %.1f s; abandoned", what, timeout_s)
+    elif task.exception() is not None:
+        log.warning("%s failed: %r", what, task.exception())
 
 
 class EdgeNode:
@@ -230,8 +245,8 @@ class EdgeNode:
         await self.service.stop()
         await self.http.stop()
         if self.forwarder is not None:
-            await self.forwarder.stop()
-        await self.store.close()
+            await _bounded(self.forwarder.stop(), 5.0, "forwarder stop")
+        await _bounded(self.store.close(), 5.0, "session store close")
         self.offloader.shutdown()
 
     async def wait_stopped(self) -> None:

@@ -97,9 +97,21 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     await stop.wait()
     await node.stop()
     return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: print every asyncio task's stack to stderr (diagnosing a stuck node)."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()}", file=sys.stderr)
+        try:
+            task.print_stack(file=sys.stderr)
+        except (TypeError, ValueError):  # compiled (Cython) coroutines have no line numbers
+            print("    (no Python stack)", file=sys.stderr)
+    sys.stderr.flush()
 
 
 async def _sink(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """What durability costs: node CPU and audio-to-result latency with sessions in memory, in
 Redis (write-through), and in Redis plus the cloud forwarder, measured side by side.
 
-    python -m loadtests.durability [--streams 30] [--seconds 20] [--repeats 3]
+    python -m loadtests.durability [--streams 10] [--seconds 20] [--repeats 3]
 
 Each repeat starts a fresh ``edge-server`` per mode (in rotating order), streams the bundled
 excerpt on ``--streams`` concurrent real-time streams (1024-frame chunks, 44.1 kHz PCM16) for
@@ -129,7 +129,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(prog="loadtests.durability", description=__doc__)
     p.add_argument("--file", type=Path, default=EXCERPT)
-    p.add_argument("--streams", type=int, default=30)
+    p.add_argument("--streams", type=int, default=10)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--repeats", type=int, default=3)
     print(json.dumps(asyncio.run(main_async(p.parse_args()))))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .errors import ErrorKind, StreamError
 from .events import ChunkAnalysis
 from .ports import Commit, SessionStore, StoreUnavailable, Superseded
-from .records import chunk_records, decode_result, encode_result, summary_record
+from .records import decode_result, encode_chunk, summary_record
 from .session import Session
 from .settings import StreamSettings, check_resumed_format, settings_to_blob
 
@@ -114,13 +114,14 @@ class Durability:
         if resumable and a.seq - session.checkpoint_seq >= every:
             snap = session.snapshot()
             config = settings_to_blob(session.settings)
+        result, records = encode_chunk(a)
         c = Commit(
             session_id=session.session_id,
             node_id=self.node_id,
             epoch=session.epoch,
             seq=a.seq,
-            result=encode_result(a),
-            records=chunk_records(a),
+            result=result,
+            records=records,
             snapshot=snap,
             config=config,
             t_ns=time.time_ns(),

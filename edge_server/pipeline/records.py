@@ -57,16 +57,34 @@ def _features_obj(f: Features) -> dict[str, Any]:
     }
 
 
-def encode_result(a: ChunkAnalysis) -> bytes:
-    obj: dict[str, Any] = {
-        "seq": a.seq,
-        "capture_t_ns": a.capture_t_ns,
-        "t": a.stream_time_s,
-        "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
-    }
+def encode_chunk(a: ChunkAnalysis) -> tuple[bytes, tuple[OutRecord, ...]]:
+    """The stored result and the durable records of one chunk, encoded once.
+
+    Records: always ``events`` (so the cloud sees every seq), plus ``features`` when the
+    session asked for them. The result is ``{"seq", "capture_t_ns", "events", "features"}``
+    built from the records' own bytes.
+    """
+    events = _dumps(
+        {
+            "t": a.stream_time_s,
+            "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
+        }
+    )
+    records = [OutRecord("events", PRIORITY_EVENTS, a.seq, events)]
+    features = b"null"
     if a.features is not None:
-        obj["features"] = _features_obj(a.features)
-    return _dumps(obj)
+        features = _dumps(_features_obj(a.features))
+        records.append(OutRecord("features", PRIORITY_FEATURES, a.seq, features))
+    head = b'{"seq":%d,"capture_t_ns":%d,"events":' % (a.seq, a.capture_t_ns)
+    return head + events + b',"features":' + features + b"}", tuple(records)
+
+
+def encode_result(a: ChunkAnalysis) -> bytes:
+    return encode_chunk(a)[0]
+
+
+def chunk_records(a: ChunkAnalysis) -> tuple[OutRecord, ...]:
+    return encode_chunk(a)[1]
 
 
 def decode_result(blob: bytes) -> ChunkAnalysis:
@@ -81,30 +99,14 @@ def decode_result(blob: bytes) -> ChunkAnalysis:
             centroid_hz=np.asarray(f["centroid_hz"], np.float32),
             flux=np.asarray(f["flux"], np.float32),
         )
+    ev = obj["events"]
     return ChunkAnalysis(
         seq=int(obj["seq"]),
         capture_t_ns=int(obj["capture_t_ns"]),
-        onsets=tuple(Onset(t, s, d) for t, s, d in obj["onsets"]),
+        onsets=tuple(Onset(t, s, d) for t, s, d in ev["onsets"]),
         features=features,
-        stream_time_s=float(obj["t"]),
+        stream_time_s=float(ev["t"]),
     )
-
-
-def chunk_records(a: ChunkAnalysis) -> tuple[OutRecord, ...]:
-    """The durable records of one chunk: always ``events`` (so the cloud sees every seq),
-    plus ``features`` when the session asked for them."""
-    events = _dumps(
-        {
-            "t": a.stream_time_s,
-            "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
-        }
-    )
-    out = [OutRecord("events", PRIORITY_EVENTS, a.seq, events)]
-    if a.features is not None:
-        out.append(
-            OutRecord("features", PRIORITY_FEATURES, a.seq, _dumps(_features_obj(a.features)))
-        )
-    return tuple(out)
 
 
 def summary_record(s: SessionSummary, *, seq: int) -> OutRecord:

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..sync.codec import BatchError, aad, open_sealed, unpack_records
 from ..sync.forwarder import ACK_KEY, CLOUD_STREAM
-from .db import SqliteDb
+from .db import Db
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ConsumerConfig:
 
 
 class CloudConsumer:
-    def __init__(self, db: SqliteDb, config: ConsumerConfig) -> None:
+    def __init__(self, db: Db, config: ConsumerConfig) -> None:
         self.db = db
         self.config = config
         self._r: aioredis.Redis = aioredis.from_url(

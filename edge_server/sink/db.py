@@ -1,4 +1,6 @@
-"""Idempotent record storage in SQLite (blocking; the consumer calls it from a worker thread).
+"""Idempotent record storage in SQLite (blocking; called from worker threads).
+
+PostgreSQL: ``postgres_db.py``, same schema and behaviour.
 
 A record's key is (session_id, seq, kind): storing a batch twice, or a record that two batches
 carry, adds nothing. The ``batches`` table remembers which (forwarder, bseq) are stored, so the
@@ -12,7 +14,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..sync.codec import BatchRecord
 
@@ -50,12 +52,51 @@ class Query:
     limit: int = 100
 
 
-def open_db(url: str) -> SqliteDb:
-    """``sqlite:///path/to.db`` (or a bare path). PostgreSQL is not implemented."""
+class Db(Protocol):
+    """What the consumer and the API need from a database (SQLite or PostgreSQL)."""
+
+    def store_batch(self, forwarder: str, bseq: int, records: list[BatchRecord]) -> int: ...
+    def stored_bseqs(self, forwarder: str, above: int) -> list[int]: ...
+    def forwarders(self) -> list[str]: ...
+    def query(self, q: Query) -> tuple[list[dict[str, Any]], int | None]: ...
+    def gaps(self, session_id: str) -> dict[str, Any]: ...
+    def all_records(self) -> list[tuple[str, int, str, bytes]]: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def gap_report(session_id: str, seqs: list[int], summary_payload: str | None) -> dict[str, Any]:
+    """Missing chunk seqs of a session: every analysed chunk yields an ``events`` record,
+    so a seq absent below the highest one (or below the summary's chunk count) is a gap.
+    ``seqs`` sorted ascending."""
+    top = seqs[-1] if seqs else -1
+    if summary_payload is not None:
+        top = max(top, int(json.loads(summary_payload).get("chunks_processed", 0)) - 1)
+    ranges: list[list[int]] = []
+    expect = 0
+    for q in [*seqs, top + 1]:
+        if q > expect:
+            ranges.append([expect, q - 1])
+        expect = max(expect, q + 1)
+    return {
+        "session_id": session_id,
+        "events": len(seqs),
+        "complete": summary_payload is not None,
+        "missing": sum(b - a + 1 for a, b in ranges),
+        "missing_ranges": ranges,
+    }
+
+
+def open_db(url: str) -> Db:
+    """``sqlite:///path/to.db`` (or a bare path), or ``postgresql://user@host:port/db``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres_db import PostgresDb  # psycopg is only needed for this backend
+
+        return PostgresDb(url)
     if url.startswith("sqlite:///"):
         return SqliteDb(Path(url[len("sqlite:///") :]))
     if "://" in url:
-        raise ValueError(f"--db {url!r}: only sqlite:///PATH is supported")
+        raise ValueError(f"--db {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     return SqliteDb(Path(url))
 
 
@@ -139,8 +180,6 @@ class SqliteDb:
         return items, nxt
 
     def gaps(self, session_id: str) -> dict[str, Any]:
-        """Missing chunk seqs of a session: every analysed chunk yields an ``events`` record,
-        so a seq absent below the highest one (or below the summary's chunk count) is a gap."""
         with self._lock:
             seqs = [
                 int(r[0])
@@ -154,22 +193,7 @@ class SqliteDb:
                 "ORDER BY seq DESC LIMIT 1",
                 (session_id,),
             ).fetchone()
-        top = seqs[-1] if seqs else -1
-        if summary is not None:
-            top = max(top, int(json.loads(summary[0]).get("chunks_processed", 0)) - 1)
-        ranges: list[list[int]] = []
-        expect = 0
-        for q in [*seqs, top + 1]:
-            if q > expect:
-                ranges.append([expect, q - 1])
-            expect = max(expect, q + 1)
-        return {
-            "session_id": session_id,
-            "events": len(seqs),
-            "complete": summary is not None,
-            "missing": sum(b - a + 1 for a, b in ranges),
-            "missing_ranges": ranges,
-        }
+        return gap_report(session_id, seqs, summary[0] if summary else None)
 
     def all_records(self) -> list[tuple[str, int, str, bytes]]:
         """(session_id, seq, kind, payload) of every record (tests, audits)."""

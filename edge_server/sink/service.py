@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from .consumer import CloudConsumer
-from .db import Query, SqliteDb
+from .db import Db, Query
 
 MAX_LIMIT = 1000
 _COUNTERS = {
@@ -70,7 +70,7 @@ def _int(request: web.Request, name: str, lo: int, hi: int, default: int | None)
 
 
 class SinkService:
-    def __init__(self, consumer: CloudConsumer, db: SqliteDb, *, host: str, port: int) -> None:
+    def __init__(self, consumer: CloudConsumer, db: Db, *, host: str, port: int) -> None:
         self.consumer = consumer
         self.db = db
         self.registry = CollectorRegistry()

@@ -26,11 +26,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..pipeline.ports import Commit, StoredSession, StoreUnavailable, Superseded
 from ..pipeline.records import CHECKSUM_MOD, record_checksum
@@ -141,6 +142,8 @@ class RedisStore:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._group_ready = False
+        self._next_claim = 0.0
+        self._commit_loaded = False
         self.appended_records = 0
         self.checksum = 0
         self.dropped_commits = 0
@@ -226,13 +229,19 @@ class RedisStore:
                 await self._wake.wait()
             batch = [self._pending[i] for i in range(min(len(self._pending), BATCH_MAX))]
             try:
+                if not self._commit_loaded:
+                    # load once (and again after a Redis restart) rather than have the pipeline
+                    # ask SCRIPT EXISTS on every batch
+                    self._commit.sha = await self._r.script_load(_COMMIT)
+                    self._commit_loaded = True
                 pipe = self._r.pipeline(transaction=False)
                 for c, _ in batch:
                     meta, res, snap = _keys(c.session_id)
-                    await self._commit(
-                        keys=[meta, res, snap, OUTBOX_KEY], args=self._args(c), client=pipe
-                    )
+                    pipe.evalsha(self._commit.sha, 4, meta, res, snap, OUTBOX_KEY, *self._args(c))
                 results = await pipe.execute(raise_on_error=False)
+                if any(isinstance(r, NoScriptError) for r in results):
+                    self._commit_loaded = False  # Redis restarted empty: nothing ran
+                    continue
             except (RedisError, OSError) as e:
                 self.write_errors += 1
                 log.warning("session store write failed (%s); retrying in %.2f s", e, backoff)
@@ -280,12 +289,15 @@ class RedisStore:
     async def read(self, *, max_entries: int, block_s: float) -> list[OutboxEntry]:
         try:
             await self._ensure_group()
-            # entries a dead forwarder took and never acknowledged
-            _, claimed, *_ = await self._r.xautoclaim(
-                OUTBOX_KEY, OUTBOX_GROUP, self.node_id, self.claim_idle_ms, "0-0", count=max_entries
-            )
-            if claimed:
-                return [_entry(i, f) for i, f in claimed if f]
+            now = time.monotonic()
+            if now >= self._next_claim:  # entries a dead forwarder took and never acknowledged
+                self._next_claim = now + self.claim_idle_ms / 4000
+                _, claimed, *_ = await self._r.xautoclaim(
+                    OUTBOX_KEY, OUTBOX_GROUP, self.node_id, self.claim_idle_ms, "0-0",
+                    count=max_entries,
+                )  # fmt: skip
+                if claimed:
+                    return [_entry(i, f) for i, f in claimed if f]
             got: Any = await self._r.xreadgroup(
                 OUTBOX_GROUP,
                 self.node_id,

@@ -52,6 +52,8 @@ class ForwarderConfig:
     spool_max_bytes: int = 256 << 20
     key: bytes | None = None
     batch_records: int = 512
+    #: how long the intake waits for a batch to fill before spooling what it has
+    linger_s: float = 0.25
     bandwidth_bytes_per_s: int = 0
     max_inflight: int = 256
     resend_after_s: float = 2.0
@@ -131,7 +133,7 @@ class Forwarder:
         backoff = c.backoff_initial_s
         while True:
             try:
-                entries = await self.outbox.read(max_entries=c.batch_records, block_s=c.poll_s)
+                entries = await self._gather()
                 backoff = c.backoff_initial_s
             except StoreUnavailable as err:
                 log.warning("outbox unreadable (%s); retrying in %.1f s", err, backoff)
@@ -163,6 +165,22 @@ class Forwarder:
                     await asyncio.sleep(_jitter(backoff))
                     backoff = min(c.backoff_max_s, backoff * 1.6)
             self._kick.set()
+
+    async def _gather(self) -> list[OutboxEntry]:
+        """Read until ``batch_records`` entries or ``linger_s`` after the first one: fewer,
+        bigger batches (one spool file and fsync each)."""
+        c = self.config
+        entries = await self.outbox.read(max_entries=c.batch_records, block_s=c.poll_s)
+        if not entries:
+            return entries
+        until = time.monotonic() + c.linger_s
+        while len(entries) < c.batch_records:
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            more = await self.outbox.read(max_entries=c.batch_records - len(entries), block_s=left)
+            entries += more
+        return entries
 
     # -- sender: spool -> cloud
     async def _sender(self) -> None:

@@ -12,7 +12,8 @@ The spool holds at most ``max_bytes``. Overflow policy: to make room, queued bat
 deleted lowest priority first (highest number), oldest first, and their records counted in
 ``dropped_records[priority]``; a new batch no more important than anything left to evict is
 itself dropped and counted. Sent batches are never evicted (the forwarder's send window bounds
-them). ``next_bseq`` survives restarts in ``bseq`` (fsync'd).
+them). ``next_bseq`` survives restarts: it is the highest sent batch + 1, or the value written
+to ``bseq`` (fsync'd) before confirmed batches are deleted.
 """
 
 from __future__ import annotations
@@ -142,9 +143,6 @@ class Spool:
     def _mark_sent(self, item: SpoolItem) -> SpoolItem:
         bseq = self.next_bseq
         self.next_bseq += 1
-        tmp = self._seq_file.with_suffix(".tmp")
-        tmp.write_text(str(self.next_bseq))
-        os.replace(tmp, self._seq_file)
         path = self.dir / f"s-{bseq:012d}-{item.priority}-{item.created_ns:020d}-{item.count}.b"
         os.replace(item.path, path)
         self._fsync_dir()
@@ -157,6 +155,13 @@ class Spool:
         """Delete sent batches the cloud stored (``bseq <= upto_bseq``); returns how many."""
         with self._lock:
             done = [i for i in self._items.values() if i.sent and i.bseq <= upto_bseq]
+            if done:  # the counter outlives the files that carried it
+                tmp = self._seq_file.with_suffix(".tmp")
+                with open(tmp, "w") as f:
+                    f.write(str(self.next_bseq))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self._seq_file)
             for i in done:
                 self._remove(i)
             return len(done)

@@ -19,6 +19,7 @@ from edge_server.sink.service import SinkService
 from edge_server.store import RedisStore
 from edge_server.sync.codec import BatchRecord, aad, key_id, pack_records, seal
 from edge_server.sync.forwarder import CLOUD_STREAM, Forwarder, ForwarderConfig
+from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
 KEY = bytes(range(32))
@@ -41,8 +42,22 @@ async def _until(cond, timeout_s: float = 20.0) -> None:  # type: ignore[no-unty
     raise AssertionError("timed out")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_edge_to_cloud_with_priorities_api_and_dead_letter(
-    redis_server: RedisServer, cloud_redis: RedisServer, tmp_path: Path
+    redis_server: RedisServer, cloud_redis: RedisServer, tmp_path: Path, backend: str
+) -> None:
+    pg = PostgresServer() if backend == "postgres" else None
+    if pg is not None:
+        pg.start()
+    try:
+        await _edge_to_cloud(redis_server, cloud_redis, tmp_path, pg.url if pg else "")
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+async def _edge_to_cloud(
+    redis_server: RedisServer, cloud_redis: RedisServer, tmp_path: Path, db_url: str
 ) -> None:
     store = RedisStore(redis_server.url, node_id="e1", ttl_s=60, log_keep=8)
     fwd = Forwarder(
@@ -52,7 +67,7 @@ async def test_edge_to_cloud_with_priorities_api_and_dead_letter(
             batch_records=16,
         ),
     )  # fmt: skip
-    db = open_db(f"sqlite:///{tmp_path / 'c.db'}")
+    db = open_db(db_url or f"sqlite:///{tmp_path / 'c.db'}")
     consumer = CloudConsumer(
         db, ConsumerConfig(redis_url=cloud_redis.url, key=KEY, claim_idle_s=0.1, block_s=0.1)
     )

@@ -7,6 +7,11 @@ import asyncio
 import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 
+from clients.analysis_client import AnalysisClient, StreamOptions
+from clients.demo import EXCERPT
+from clients.results import StreamResult
+from clients.resume import ResilientStream
+from clients.wav import read_wav
 from edge_server.app import EdgeNode
 from tests.transport.helpers import (
     audio,
@@ -124,3 +129,70 @@ async def test_a_resume_supersedes_the_stream_still_open(node: EdgeNode) -> None
         except grpc.aio.AioRpcError as e:
             assert e.code() == grpc.StatusCode.ABORTED
             assert "resumed by a newer stream" in (e.details() or "")
+
+
+class CuttableProxy:
+    """TCP proxy in front of the node; ``cut()`` drops every open connection (a phone losing
+    its network) while new connections keep working."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers += [w, uw]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+
+    def cut(self) -> None:
+        for w in self._writers:
+            w.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_client_library_resumes_by_itself_after_a_dropped_connection(
+    node: EdgeNode,
+) -> None:
+    wav = read_wav(EXCERPT)
+    whole = StreamResult()
+    async with AnalysisClient(f"127.0.0.1:{node.grpc_port}") as c:
+        async for ev in c.stream(wav, StreamOptions()):
+            whole.add(ev)
+    proxy = CuttableProxy(node.grpc_port)
+    await proxy.start()
+    got = StreamResult()
+    stream = ResilientStream([f"127.0.0.1:{proxy.port}"], wav, StreamOptions())
+    try:
+        async for ev in stream.events():
+            got.add(ev)
+            if got.chunks == 300 and stream.stats.connects == 1:
+                proxy.cut()
+    finally:
+        await proxy.close()
+    assert stream.stats.resumes == 1 and stream.stats.resent_chunks > 0
+    assert got.seq_audit() == {"count": 862, "duplicates": 0, "missing": 0}
+    assert got.onset_times_s() == whole.onset_times_s()
+    assert got.summary is not None and got.summary.chunks_processed == 862
