@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.agent import NodeAgent
 from router.model import NodeInfo, NodeLoad
@@ -21,8 +21,9 @@ from .metrics import PrometheusMetrics
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
 from .store import open_store
-from .sync.codec import parse_key
-from .sync.forwarder import Forwarder, ForwarderConfig
+
+if TYPE_CHECKING:
+    from .sync.forwarder import Forwarder
 from .transport.grpc_server import GrpcEndpoint
 from .transport.grpc_service import AudioAnalysisService
 from .transport.http import HttpEndpoint
@@ -80,7 +81,10 @@ class EdgeNode:
         )
         self.forwarder: Forwarder | None = None
         sy = config.sync
-        if sy.cloud_url:
+        if sy.cloud_url:  # the forwarder (and its crypto) loads only when configured
+            from .sync.codec import parse_key
+            from .sync.forwarder import Forwarder, ForwarderConfig
+
             key = parse_key(Path(sy.key_file).read_text()) if sy.key_file else None
             self.forwarder = Forwarder(
                 self.store,

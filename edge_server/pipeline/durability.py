@@ -43,10 +43,16 @@ class Durability:
         self.node_id = node_id
         self.store_errors = 0
 
-    async def start(self, settings: StreamSettings) -> Session:
-        """Admit a new session and record it in the store (a store outage does not stop it)."""
+    @property
+    def records_wanted(self) -> bool:
+        """The store forwards records (a transport without resume can skip the store when not)."""
+        return self.store is not None and self.store.keeps_records
+
+    async def start(self, settings: StreamSettings, *, resumable: bool = True) -> Session:
+        """Admit a new session and record it in the store (a store outage does not stop it).
+        ``resumable=False`` (WebRTC): only its records are forwarded, if the store keeps any."""
         session = self._manager.open(settings)
-        if self.store is not None:
+        if self.store is not None and (resumable or self.store.keeps_records):
             try:
                 session.epoch = await self.store.create(
                     settings.session_id, node_id=self.node_id, config=settings_to_blob(settings)
@@ -106,7 +112,7 @@ class Durability:
         returns the checkpoint seq to report, or ``None`` when nothing is confirmed."""
         if session.superseded:
             raise _aborted(session)
-        if self.store is None:
+        if self.store is None or not (resumable or self.store.keeps_records):
             return None
         every = self._manager.limits.snapshot_every_chunks
         snap = None
@@ -144,6 +150,8 @@ class Durability:
         """Store the session summary (highest priority record) when a stream completes."""
         if self.store is None or session.superseded:
             return
+        if not self.store.keeps_records and session.epoch == 0:
+            return  # never recorded (not resumable, nothing forwarded)
         seq = session.next_seq - 1
         c = Commit(
             session_id=session.session_id,

@@ -48,6 +48,8 @@ class SessionStore(Protocol):
 
     #: short name for logs and the status page ("memory", "redis")
     kind: str
+    #: records go somewhere (an outbox a forwarder reads); False: only resume state is kept
+    keeps_records: bool
 
     async def create(self, session_id: str, *, node_id: str, config: bytes) -> int:
         """Record a new session; returns its epoch (fencing token)."""

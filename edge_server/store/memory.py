@@ -47,6 +47,7 @@ class MemoryStore:
         outbox_enabled: bool = False,
     ) -> None:
         self.outbox_enabled = outbox_enabled
+        self.keeps_records = outbox_enabled
         self._creates = 0
         self.ttl_s = ttl_s
         self.log_keep = log_keep

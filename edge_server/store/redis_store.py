@@ -113,6 +113,7 @@ def _keys(sid: str) -> tuple[str, str, str]:
 
 class RedisStore:
     kind = "redis"
+    keeps_records = True
 
     def __init__(
         self,

@@ -177,6 +177,9 @@ class WebRtcGateway:
     async def _consume(self, peer: Peer, track: MediaStreamTrack) -> None:
         seq = 0
         reason = "completed"
+        durability = self._manager.durability
+        # records are forwarded only when the store keeps them (no resume over WebRTC)
+        durable = durability.records_wanted
         try:
             while True:
                 # the first frame waits for ICE + DTLS (slow under load), later ones may not stop
@@ -199,7 +202,10 @@ class WebRtcGateway:
                         session_id=peer.session_id,
                         client_name="webrtc",
                     )
-                    peer.session = await self._manager.durability.start(settings)
+                    if durable:
+                        peer.session = await durability.start(settings, resumable=False)
+                    else:
+                        peer.session = self._manager.open(settings)
                     self._emit(
                         peer,
                         {
@@ -218,7 +224,8 @@ class WebRtcGateway:
                 seq += 1
                 if out.analysis is not None:
                     # durable first (write-through), as on gRPC; no resume over WebRTC
-                    await self._manager.durability.commit(s, out.analysis, resumable=False)
+                    if durable:
+                        await durability.commit(s, out.analysis, resumable=False)
                     self._emit(peer, _result_json(out.analysis, time.perf_counter_ns() - t_recv))
                     self._manager.metrics.chunk_processed(
                         decode_s=s.stages.decode_s,
@@ -228,8 +235,8 @@ class WebRtcGateway:
                     )
         except MediaStreamError:
             reason = "track_ended"
-            if peer.session is not None:
-                await self._manager.durability.finish(peer.session)
+            if peer.session is not None and durable:
+                await durability.finish(peer.session)
         except asyncio.CancelledError:
             reason = "client_end" if not peer.closed else "closed"
         except StreamError as e:
