@@ -65,6 +65,39 @@ class Db(Protocol):
     def close(self) -> None: ...
 
 
+def query_sql(q: Query, *, id_col: str, ph: str) -> tuple[str, list[Any]]:
+    """SELECT for one page of :class:`Query` (``ph``: the driver's placeholder), fetching one
+    row more than the page to know whether another follows."""
+    where = [f"{id_col} > {ph}"]
+    args: list[Any] = [q.after]
+    for col, val in (("session_id", q.session_id), ("node_id", q.node_id), ("kind", q.kind)):
+        if val is not None:
+            where.append(f"{col} = {ph}")
+            args.append(val)
+    if q.since_t_ns is not None:
+        where.append(f"t_ns >= {ph}")
+        args.append(q.since_t_ns)
+    if q.until_t_ns is not None:
+        where.append(f"t_ns < {ph}")
+        args.append(q.until_t_ns)
+    args.append(q.limit + 1)
+    sql = (
+        f"SELECT {id_col}, session_id, seq, kind, priority, node_id, t_ns, payload FROM records "
+        f"WHERE {' AND '.join(where)} ORDER BY {id_col} LIMIT {ph}"
+    )
+    return sql, args
+
+
+def page_items(rows: list[Any], limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Rows of :func:`query_sql` as API items, and the cursor of the next page (or None)."""
+    items = [
+        {"session_id": s, "seq": int(seq), "kind": k, "priority": int(p), "node_id": n,
+         "t_ns": int(t), "data": json.loads(pl)}
+        for _, s, seq, k, p, n, t, pl in rows[:limit]
+    ]  # fmt: skip
+    return items, (int(rows[limit - 1][0]) if len(rows) > limit else None)
+
+
 def gap_report(session_id: str, seqs: list[int], summary_payload: str | None) -> dict[str, Any]:
     """Missing chunk seqs of a session: every analysed chunk yields an ``events`` record,
     so a seq absent below the highest one (or below the summary's chunk count) is a gap.
@@ -145,39 +178,10 @@ class SqliteDb:
             return [str(r[0]) for r in self._conn.execute("SELECT DISTINCT forwarder FROM batches")]
 
     def query(self, q: Query) -> tuple[list[dict[str, Any]], int | None]:
-        where = ["rowid > ?"]
-        args: list[Any] = [q.after]
-        for col, val in (("session_id", q.session_id), ("node_id", q.node_id), ("kind", q.kind)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if q.since_t_ns is not None:
-            where.append("t_ns >= ?")
-            args.append(q.since_t_ns)
-        if q.until_t_ns is not None:
-            where.append("t_ns < ?")
-            args.append(q.until_t_ns)
-        sql = (
-            "SELECT rowid, session_id, seq, kind, priority, node_id, t_ns, payload FROM records "
-            f"WHERE {' AND '.join(where)} ORDER BY rowid LIMIT ?"
-        )
-        args.append(q.limit + 1)
+        sql, args = query_sql(q, id_col="rowid", ph="?")
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        items = [
-            {
-                "session_id": s,
-                "seq": seq,
-                "kind": k,
-                "priority": p,
-                "node_id": n,
-                "t_ns": t,
-                "data": json.loads(pl),
-            }
-            for _, s, seq, k, p, n, t, pl in rows[: q.limit]
-        ]
-        nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
-        return items, nxt
+        return page_items(rows, q.limit)
 
     def gaps(self, session_id: str) -> dict[str, Any]:
         with self._lock:

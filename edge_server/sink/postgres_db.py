@@ -6,14 +6,13 @@ Same schema and behaviour as :class:`edge_server.sink.db.SqliteDb`; the page cur
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import psycopg
 
 from ..sync.codec import BatchRecord
-from .db import Query, gap_report
+from .db import Query, gap_report, page_items, query_sql
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -82,31 +81,8 @@ class PostgresDb:
         return [str(r[0]) for r in self._all("SELECT DISTINCT forwarder FROM batches")]
 
     def query(self, q: Query) -> tuple[list[dict[str, Any]], int | None]:
-        where = ["id > %s"]
-        args: list[Any] = [q.after]
-        for col, val in (("session_id", q.session_id), ("node_id", q.node_id), ("kind", q.kind)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        if q.since_t_ns is not None:
-            where.append("t_ns >= %s")
-            args.append(q.since_t_ns)
-        if q.until_t_ns is not None:
-            where.append("t_ns < %s")
-            args.append(q.until_t_ns)
-        args.append(q.limit + 1)
-        rows = self._all(
-            "SELECT id, session_id, seq, kind, priority, node_id, t_ns, payload FROM records "
-            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
-            args,
-        )
-        items = [
-            {"session_id": s, "seq": int(seq), "kind": k, "priority": int(p), "node_id": n,
-             "t_ns": int(t), "data": json.loads(pl)}
-            for _, s, seq, k, p, n, t, pl in rows[: q.limit]
-        ]  # fmt: skip
-        nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
-        return items, nxt
+        sql, args = query_sql(q, id_col="id", ph="%s")
+        return page_items(self._all(sql, args), q.limit)
 
     def gaps(self, session_id: str) -> dict[str, Any]:
         seqs = [

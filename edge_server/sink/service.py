@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from ..netutil import start_tcp_site
 from .consumer import CloudConsumer
 from .db import Db, Query
 
@@ -86,12 +87,7 @@ class SinkService:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        self.port = await start_tcp_site(self._runner, self._host, self._port)
         with contextlib.suppress(RedisError, OSError):  # else the run loop retries
             await self.consumer.ensure_group()
         self._task = asyncio.get_running_loop().create_task(self.consumer.run())

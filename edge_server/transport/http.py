@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from ..netutil import start_tcp_site
 from ..pipeline.errors import ErrorKind, StreamError, invalid
 from ..pipeline.manager import SessionManager
 from ..pipeline.offload import CpuOffloader
@@ -116,12 +117,7 @@ class HttpEndpoint:
         self.port = 0
 
     async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        self.port = await start_tcp_site(self._runner, self._host, self._port)
 
     async def stop(self) -> None:
         await self._runner.cleanup()
