@@ -16,8 +16,9 @@ per batch rather than one each. Each Lua call is atomic: it checks the epoch (a 
 writer gets :class:`Superseded`), stores the result only when its seq is new, appends the
 records to the outbox in the same step, and keeps the snapshot if it is newer. The queue is
 bounded (``max_pending``); when full, the oldest queued write is dropped and counted
-(``dropped_commits``). While Redis is unreachable the writer retries with backoff and callers
-get :class:`StoreUnavailable` after ``commit_timeout_s``; their writes stay queued in order.
+(``dropped_commits``). While Redis is unreachable the writer retries with backoff; callers get
+:class:`StoreUnavailable` after ``commit_timeout_s``, and at once while the last batch failed
+(so streams do not stall for the timeout on every chunk); their writes stay queued in order.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ class RedisStore:
         self._group_ready = False
         self._next_claim = 0.0
         self._commit_loaded = False
+        #: False from a failed write batch until the next successful one
+        self.healthy = True
         self.appended_records = 0
         self.checksum = 0
         self.dropped_commits = 0
@@ -203,6 +206,10 @@ class RedisStore:
                 old.set_exception(StoreUnavailable("write dropped: store queue full"))
         self._pending.append((c, fut))
         self._wake.set()
+        if not self.healthy:
+            # the last batch failed: do not hold every chunk for the timeout while Redis is
+            # away; the write stays queued in order and lands when Redis is back
+            raise StoreUnavailable(f"session store {self.url} unreachable (write queued)")
         try:
             async with asyncio.timeout(self.commit_timeout_s):
                 await asyncio.shield(fut)
@@ -244,12 +251,14 @@ class RedisStore:
                     self._commit_loaded = False  # Redis restarted empty: nothing ran
                     continue
             except (RedisError, OSError) as e:
+                self.healthy = False
                 self.write_errors += 1
                 log.warning("session store write failed (%s); retrying in %.2f s", e, backoff)
                 await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
                 backoff = min(2.0, backoff * 1.6)
                 continue
             backoff = 0.05
+            self.healthy = True
             self.batches += 1
             for item, res in zip(batch, results, strict=True):
                 if self._pending and self._pending[0] is item:

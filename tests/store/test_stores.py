@@ -98,12 +98,20 @@ async def test_redis_outage_times_out_then_the_queued_write_lands(
         redis_server.kill()
         with pytest.raises(StoreUnavailable, match="did not confirm"):
             await s.commit(_commit(1, epoch, sid="o1"))
+        for _ in range(100):  # the writer has seen the failure
+            if not s.healthy:
+                break
+            await asyncio.sleep(0.02)
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await s.commit(_commit(2, epoch, sid="o1"))
+        assert asyncio.get_running_loop().time() - t0 < 0.05  # no wait while Redis is away
         redis_server.start()  # empty: the store recreates the session's keys from the commit
         for _ in range(100):
-            if s.appended_records == 2:
+            if s.appended_records == 3:
                 break
             await asyncio.sleep(0.1)
-        assert s.appended_records == 2
-        assert await s.results("o1", after_seq=-1, upto_seq=9) == [b'{"r":1}']
+        assert s.appended_records == 3
+        assert await s.results("o1", after_seq=-1, upto_seq=9) == [b'{"r":1}', b'{"r":2}']
     finally:
         await s.close()
