@@ -24,7 +24,8 @@ from clients.analysis_client import (
 from clients.wav import read_wav
 from edge_server.pipeline.records import CHECKSUM_MOD, record_checksum
 from edge_server.sink.consumer import GROUP
-from edge_server.sync.codec import BatchRecord, aad, key_id, pack_records, seal
+from edge_server.store.outbox import StreamRecord
+from edge_server.sync.codec import aad, key_id, pack_records, seal
 from edge_server.sync.forwarder import CLOUD_STREAM
 from tests.procs import edge_node, spawn, stop
 from tests.redis_server import RedisServer
@@ -142,7 +143,7 @@ async def _fill_cloud_stream(url: str, batches: int, per_batch: int) -> int:
     n = 0
     for b in range(1, batches + 1):
         recs = [
-            BatchRecord(
+            StreamRecord(
                 f"s{b % 7}", b * per_batch + i, "events", 1, "edge-x", time.time_ns(), b'{"t":1}'
             )
             for i in range(per_batch)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..sync.codec import BatchRecord
+from ..store.outbox import StreamRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -55,7 +55,7 @@ class Query:
 class Db(Protocol):
     """What the consumer and the API need from a database (SQLite or PostgreSQL)."""
 
-    def store_batch(self, forwarder: str, bseq: int, records: list[BatchRecord]) -> int: ...
+    def store_batch(self, forwarder: str, bseq: int, records: list[StreamRecord]) -> int: ...
     def stored_bseqs(self, forwarder: str, above: int) -> list[int]: ...
     def forwarders(self) -> list[str]: ...
     def query(self, q: Query) -> tuple[list[dict[str, Any]], int | None]: ...
@@ -143,7 +143,7 @@ class SqliteDb:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
 
-    def store_batch(self, forwarder: str, bseq: int, records: list[BatchRecord]) -> int:
+    def store_batch(self, forwarder: str, bseq: int, records: list[StreamRecord]) -> int:
         """Store a batch in one transaction; returns the records that were new."""
         rows = [
             (r.session_id, r.seq, r.kind, r.priority, r.node_id, r.t_ns, r.payload.decode())

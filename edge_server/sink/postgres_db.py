@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ..sync.codec import BatchRecord
+from ..store.outbox import StreamRecord
 from .db import Query, gap_report, page_items, query_sql
 
 _SCHEMA = """
@@ -45,7 +45,7 @@ class PostgresDb:
         with self._conn.cursor() as c:
             c.execute(_SCHEMA)
 
-    def store_batch(self, forwarder: str, bseq: int, records: list[BatchRecord]) -> int:
+    def store_batch(self, forwarder: str, bseq: int, records: list[StreamRecord]) -> int:
         rows = [
             (r.session_id, r.seq, r.kind, r.priority, r.node_id, r.t_ns, r.payload.decode())
             for r in records

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..pipeline.ports import Commit, StoredSession, Superseded
 from ..pipeline.records import CHECKSUM_MOD, record_checksum
-from .outbox import OutboxEntry
+from .outbox import OutboxEntry, StreamRecord
 
 
 @dataclass
@@ -116,8 +116,8 @@ class MemoryStore:
                 s.last_seq = c.seq
             for r in c.records:
                 self._append(
-                    OutboxEntry(
-                        "", c.session_id, r.seq, r.kind, r.priority, c.node_id, c.t_ns, r.payload
+                    StreamRecord(
+                        c.session_id, r.seq, r.kind, r.priority, c.node_id, c.t_ns, r.payload
                     )
                 )
         if c.snapshot is not None and c.resumable and c.seq > s.snapshot_seq:
@@ -127,18 +127,16 @@ class MemoryStore:
             # requests); keep it resumable for a short while only
             s.expires = time.monotonic() + min(self.ttl_s, FINISHED_TTL_S)
 
-    def _append(self, e: OutboxEntry) -> None:
+    def _append(self, e: StreamRecord) -> None:
         if not self.outbox_enabled:
             return
         if len(self._outbox) >= self.outbox_max:
-            victim = max(self._outbox.values(), key=lambda x: (x.priority, -int(x.entry_id)))
-            del self._outbox[int(victim.entry_id)]
+            victim = max(self._outbox.items(), key=lambda kv: (kv[1].record.priority, -kv[0]))
+            del self._outbox[victim[0]]
             self.outbox_dropped += 1
         i = self._next_id
         self._next_id += 1
-        self._outbox[i] = OutboxEntry(
-            str(i), e.session_id, e.seq, e.kind, e.priority, e.node_id, e.t_ns, e.payload
-        )
+        self._outbox[i] = OutboxEntry(str(i), e)
         self.appended_records += 1
         self.checksum = (
             self.checksum + record_checksum(e.session_id, e.seq, e.kind, e.payload)

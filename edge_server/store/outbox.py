@@ -7,10 +7,9 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """One durable record as the forwarder sees it; ``entry_id`` is the outbox's own id."""
+class StreamRecord:
+    """One durable record on its way to the cloud: outbox entry, batch row and DB row alike."""
 
-    entry_id: str
     session_id: str
     seq: int
     kind: str
@@ -18,6 +17,14 @@ class OutboxEntry:
     node_id: str
     t_ns: int
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A record as the forwarder reads it; ``entry_id`` is the outbox's own id (for ack)."""
+
+    entry_id: str
+    record: StreamRecord
 
 
 class Outbox(Protocol):

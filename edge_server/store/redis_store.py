@@ -36,7 +36,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..pipeline.ports import Commit, StoredSession, StoreUnavailable, Superseded
 from ..pipeline.records import CHECKSUM_MOD, record_checksum
-from .outbox import OutboxEntry
+from .outbox import OutboxEntry, StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -352,11 +352,13 @@ class RedisStore:
 def _entry(entry_id: Any, f: dict[bytes, bytes]) -> OutboxEntry:
     return OutboxEntry(
         entry_id=entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
-        session_id=f[b"sid"].decode(),
-        seq=int(f[b"seq"]),
-        kind=f[b"kind"].decode(),
-        priority=int(f[b"prio"]),
-        node_id=f[b"node"].decode(),
-        t_ns=int(f[b"t"]),
-        payload=bytes(f[b"p"]),
+        record=StreamRecord(
+            session_id=f[b"sid"].decode(),
+            seq=int(f[b"seq"]),
+            kind=f[b"kind"].decode(),
+            priority=int(f[b"prio"]),
+            node_id=f[b"node"].decode(),
+            t_ns=int(f[b"t"]),
+            payload=bytes(f[b"p"]),
+        ),
     )

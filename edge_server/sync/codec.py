@@ -14,10 +14,11 @@ import hashlib
 import json
 import os
 import zlib
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..store.outbox import StreamRecord
 
 CODEC_PLAIN = "zlib"
 CODEC_SEALED = "zlib+aes256gcm"
@@ -26,17 +27,6 @@ MAX_BATCH_BYTES = 32 << 20  # decompressed; a bigger claim is refused (zip bomb)
 
 class BatchError(ValueError):
     """A batch that cannot be read: tampered, wrong key, corrupt or not a batch."""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    session_id: str
-    seq: int
-    kind: str
-    priority: int
-    node_id: str
-    t_ns: int
-    payload: bytes
 
 
 def key_id(key: bytes) -> str:
@@ -54,7 +44,7 @@ def parse_key(text: str) -> bytes:
     return key
 
 
-def pack_records(records: list[BatchRecord]) -> bytes:
+def pack_records(records: list[StreamRecord]) -> bytes:
     """Compressed body (what the spool keeps)."""
     rows = [
         [r.session_id, r.seq, r.kind, r.priority, r.node_id, r.t_ns, r.payload.decode()]
@@ -63,7 +53,7 @@ def pack_records(records: list[BatchRecord]) -> bytes:
     return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
 
 
-def unpack_records(packed: bytes) -> list[BatchRecord]:
+def unpack_records(packed: bytes) -> list[StreamRecord]:
     try:
         d = zlib.decompressobj()
         raw = d.decompress(packed, MAX_BATCH_BYTES)
@@ -71,7 +61,7 @@ def unpack_records(packed: bytes) -> list[BatchRecord]:
             raise BatchError(f"batch expands beyond {MAX_BATCH_BYTES} bytes")
         rows = json.loads(raw)
         return [
-            BatchRecord(str(s), int(q), str(k), int(p), str(n), int(t), str(pl).encode())
+            StreamRecord(str(s), int(q), str(k), int(p), str(n), int(t), str(pl).encode())
             for s, q, k, p, n, t, pl in rows
         ]
     except BatchError:

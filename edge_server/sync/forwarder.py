@@ -34,8 +34,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..pipeline.ports import StoreUnavailable
-from ..store.outbox import Outbox, OutboxEntry
-from .codec import BatchRecord, aad, key_id, pack_records, seal
+from ..store.outbox import Outbox, OutboxEntry, StreamRecord
+from .codec import aad, key_id, pack_records, seal
 from .spool import Spool, SpoolItem
 
 log = logging.getLogger(__name__)
@@ -142,18 +142,11 @@ class Forwarder:
                 continue
             if not entries:
                 continue
-            groups: dict[int, list[OutboxEntry]] = defaultdict(list)
+            groups: dict[int, list[StreamRecord]] = defaultdict(list)
             for e in entries:
-                groups[e.priority].append(e)
+                groups[e.record.priority].append(e.record)
             for prio, group in sorted(groups.items()):
-                packed = pack_records(
-                    [
-                        BatchRecord(
-                            e.session_id, e.seq, e.kind, e.priority, e.node_id, e.t_ns, e.payload
-                        )
-                        for e in group
-                    ]
-                )
+                packed = pack_records(group)
                 await asyncio.to_thread(self.spool.put, packed, priority=prio, count=len(group))
                 self.records_spooled += len(group)
             while True:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_server.sink.db import Db, Query, open_db
-from edge_server.sync.codec import BatchRecord
+from edge_server.store.outbox import StreamRecord
 from tests.postgres_server import PostgresServer
 
 
@@ -29,8 +29,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
         pg.stop()
 
 
-def _recs(sid: str, seqs: range, kind: str = "events") -> list[BatchRecord]:
-    return [BatchRecord(sid, q, kind, 1, "n1", 1000 + q, b'{"q":%d}' % q) for q in seqs]
+def _recs(sid: str, seqs: range, kind: str = "events") -> list[StreamRecord]:
+    return [StreamRecord(sid, q, kind, 1, "n1", 1000 + q, b'{"q":%d}' % q) for q in seqs]
 
 
 def test_idempotent_store_query_gaps(db: Db) -> None:
@@ -48,7 +48,7 @@ def test_idempotent_store_query_gaps(db: Db) -> None:
     assert len(db.query(Query(since_t_ns=1010, until_t_ns=1012))[0]) == 2
     assert db.gaps("a")["missing"] == 0
     db.store_batch("f", 5, _recs("c", range(0, 3)) + _recs("c", range(6, 8)))
-    summary = BatchRecord("c", 9, "summary", 0, "n1", 1, b'{"chunks_processed": 10}')
+    summary = StreamRecord("c", 9, "summary", 0, "n1", 1, b'{"chunks_processed": 10}')
     db.store_batch("f", 6, [summary])
     g = db.gaps("c")
     assert g["missing_ranges"] == [[3, 5], [8, 9]] and g["missing"] == 5 and g["complete"]

@@ -17,7 +17,8 @@ from edge_server.sink.consumer import DEAD_STREAM, CloudConsumer, ConsumerConfig
 from edge_server.sink.db import open_db
 from edge_server.sink.service import SinkService
 from edge_server.store import RedisStore
-from edge_server.sync.codec import BatchRecord, aad, key_id, pack_records, seal
+from edge_server.store.outbox import StreamRecord
+from edge_server.sync.codec import aad, key_id, pack_records, seal
 from edge_server.sync.forwarder import CLOUD_STREAM, Forwarder, ForwarderConfig
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
@@ -119,7 +120,7 @@ async def _edge_to_cloud(
         assert fwd.spool.sent() == [] or fwd.watermark >= 1
         # a tampered batch: retried, then dead-lettered after 5 deliveries, nothing stored
         r = aioredis.from_url(cloud_redis.url)
-        recs = [BatchRecord("sX", 1, "events", 1, "e9", 1, b"{}")]
+        recs = [StreamRecord("sX", 1, "events", 1, "e9", 1, b"{}")]
         codec, body, nonce = seal(pack_records(recs), key=KEY, associated=aad("e9", 1, 1, 1))
         tampered = body[:-1] + bytes([body[-1] ^ 1])
         fields = {"fwd": "e9", "bseq": 1, "prio": 1, "n": 1, "codec": codec}

@@ -66,10 +66,11 @@ async def test_outbox_read_ack(store: MemoryStore | RedisStore) -> None:
     for seq in range(5):
         await store.commit(_commit(seq, epoch, sid="s2"))
     got = await store.read(max_entries=3, block_s=0.1)
-    assert [(e.session_id, e.seq, e.kind) for e in got] == [("s2", i, "events") for i in range(3)]
-    assert got[0].payload == b'{"seq":0}' and got[0].node_id == "n1"
+    recs = [e.record for e in got]
+    assert [(r.session_id, r.seq, r.kind) for r in recs] == [("s2", i, "events") for i in range(3)]
+    assert recs[0].payload == b'{"seq":0}' and recs[0].node_id == "n1"
     rest = await store.read(max_entries=10, block_s=0.1)
-    assert [e.seq for e in rest] == [3, 4]
+    assert [e.record.seq for e in rest] == [3, 4]
     await store.ack([e.entry_id for e in got + rest])
     assert await store.depth() == 0
     assert await store.read(max_entries=10, block_s=0.05) == []

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_server.store.outbox import StreamRecord
 from edge_server.sync.codec import (
     BatchError,
-    BatchRecord,
     aad,
     key_id,
     open_sealed,
@@ -22,8 +22,8 @@ from edge_server.sync.spool import Spool
 KEY = bytes(range(32))
 
 
-def _records(n: int) -> list[BatchRecord]:
-    return [BatchRecord("s", i, "events", 1, "n1", 5, b'{"i":%d}' % i) for i in range(n)]
+def _records(n: int) -> list[StreamRecord]:
+    return [StreamRecord("s", i, "events", 1, "n1", 5, b'{"i":%d}' % i) for i in range(n)]
 
 
 def test_seal_open_round_trip_and_tampering() -> None:
