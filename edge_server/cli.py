@@ -93,14 +93,19 @@ async def _serve(args: argparse.Namespace) -> int:
 
         args.ports_file.write_text(json.dumps({"grpc": node.grpc_port, "http": node.http_port}))
     print(f"edge-server ready grpc={node.grpc_port} http={node.http_port}", flush=True)
+    await _until_signalled()
+    await node.stop()
+    return 0
+
+
+async def _until_signalled() -> None:
+    """Wait for SIGTERM or SIGINT; SIGUSR1 meanwhile dumps the asyncio tasks."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     await stop.wait()
-    await node.stop()
-    return 0
 
 
 def _dump_tasks() -> None:
@@ -139,11 +144,7 @@ async def _sink(args: argparse.Namespace) -> int:
     if args.ports_file is not None:
         args.ports_file.write_text(json.dumps({"http": svc.port}))
     print(f"edge-sink ready http={svc.port}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled()
     await svc.stop()
     return 0
 

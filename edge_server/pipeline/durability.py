@@ -111,7 +111,7 @@ class Durability:
         """Store one chunk's result (and a snapshot every few chunks) before it is sent;
         returns the checkpoint seq to report, or ``None`` when nothing is confirmed."""
         if session.superseded:
-            raise _aborted(session)
+            raise session.superseded_error()
         if self.store is None or not (resumable or self.store.keeps_records):
             return None
         every = self._manager.limits.snapshot_every_chunks
@@ -137,7 +137,7 @@ class Durability:
             await self.store.commit(c)
         except Superseded:
             session.superseded = True
-            raise _aborted(session) from None
+            raise session.superseded_error() from None
         except StoreUnavailable as e:
             self.store_errors += 1
             log.debug("session %s seq %d not confirmed: %s", session.session_id, a.seq, e)
@@ -167,10 +167,3 @@ class Durability:
             await self.store.commit(c)
         except (Superseded, StoreUnavailable) as e:
             log.info("session %s summary not stored: %s", session.session_id, e)
-
-
-def _aborted(session: Session) -> StreamError:
-    return StreamError(
-        ErrorKind.ABORTED,
-        f"session {session.session_id} was resumed by a newer stream; this stream is closed",
-    )

@@ -95,6 +95,13 @@ class Session:
     def next_seq(self) -> int:
         return self._next_seq
 
+    def superseded_error(self) -> StreamError:
+        """What a stream gets once a newer stream (a resume) took its session over."""
+        return StreamError(
+            ErrorKind.ABORTED,
+            f"session {self.session_id} was resumed by a newer stream; this stream is closed",
+        )
+
     def snapshot(self) -> bytes:
         """The analysis state and counters after the last chunk, as bytes (see
         :mod:`.snapshot`). The Opus decoder's state is not included: a resumed Opus stream
@@ -166,9 +173,12 @@ class Session:
         """Validate, decode and analyse one chunk (CPU work; call off the event loop when big).
 
         Raises :class:`StreamError` for audio the stream cannot continue from (wrong size,
-        non-finite samples); the transport then ends the stream. Malformed Opus packets are
+        non-finite samples), or ABORTED once the session was taken over by a resume; the
+        transport then ends the stream. Malformed Opus packets are
         not errors: they are dropped, counted and reported as a warning.
         """
+        if self.superseded:
+            raise self.superseded_error()
         accept, warnings = self.check_seq(seq)
         if not accept:
             return ChunkOutcome(None, warnings)

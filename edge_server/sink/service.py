@@ -47,7 +47,7 @@ class _SinkCollector(Collector):
             m.add_metric([], float(st[name]))  # type: ignore[arg-type]  # ints from status()
             yield m
         wm = GaugeMetricFamily("sink_watermark_bseq", "Contiguous stored batches", labels=["fwd"])
-        for fwd, v in self._c.status()["watermarks"].items():  # type: ignore[attr-defined]  # dict
+        for fwd, v in st["watermarks"].items():  # type: ignore[attr-defined]  # dict
             wm.add_metric([fwd], float(v))
         yield wm
 

@@ -132,12 +132,6 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                     )
                 chunk = req.audio
                 s = session
-                if s.superseded:
-                    raise StreamError(
-                        ErrorKind.ABORTED,
-                        f"session {s.session_id} was resumed by a newer stream; "
-                        "this stream is closed",
-                    )
                 width = s.settings.channels * s.settings.encoding.sample_bytes
                 outcome = await self._offloader.run(
                     len(chunk.data) // width,
