@@ -48,24 +48,27 @@ async def edge_status(http: aiohttp.ClientSession, port: int) -> dict[str, Any]:
         return dict(await r.json())
 
 
-async def stream_many(port: int, n: int, *, seconds: float) -> int:
+async def stream_many(port: int, n: int, *, seconds: float) -> dict[str, set[int]]:
     """``n`` concurrent real-time streams of the excerpt, 4096-frame chunks, repeated for
-    ``seconds``; returns the sessions completed."""
+    ``seconds``; returns the result seqs each session's client received."""
     wav = read_wav(EXCERPT)
+    got: dict[str, set[int]] = {}
     deadline = time.monotonic() + seconds
-    done = 0
 
-    async def one(i: int) -> None:
-        nonlocal done
+    async def one() -> None:
         async with AnalysisClient(f"127.0.0.1:{port}") as c:
             while time.monotonic() < deadline:
+                sid = ""
                 opts = StreamOptions(chunk_frames=4096, realtime=True)
-                async for _ in c.stream(wav, opts):
-                    pass
-                done += 1
+                async for ev in c.stream(wav, opts):
+                    if isinstance(ev, StreamStartedEvent):
+                        sid = ev.session_id
+                        got[sid] = set()
+                    elif isinstance(ev, ChunkResultEvent):
+                        got[sid].add(ev.seq)
 
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return done
+    await asyncio.gather(*(one() for _ in range(n)))
+    return got
 
 
 async def wait_for(cond: Any, timeout_s: float, what: str) -> None:
@@ -106,7 +109,7 @@ async def test_cloud_down_60_s_under_50_streams_loses_and_duplicates_nothing(
             mid = await edge_status(http, np_["http"])
             await asyncio.sleep(60.0 - (time.monotonic() - t_down))
             os.kill(cloud.proc.pid, signal.SIGCONT)
-            sessions = await load
+            sessions = len(await load)
             final = await edge_status(http, np_["http"])
             emitted = final["store"]["appended_records"]
             checksum = int(final["store"]["checksum"])
@@ -212,28 +215,6 @@ async def test_consumer_killed_holding_500_pending_all_reclaimed(
         assert c.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1000
 
 
-async def _stream_and_collect(port: int, n: int, seconds: float) -> dict[str, set[int]]:
-    """``n`` real-time streams; returns the result seqs each session's client received."""
-    wav = read_wav(EXCERPT)
-    got: dict[str, set[int]] = {}
-    deadline = time.monotonic() + seconds
-
-    async def one() -> None:
-        async with AnalysisClient(f"127.0.0.1:{port}") as c:
-            while time.monotonic() < deadline:
-                sid = ""
-                opts = StreamOptions(chunk_frames=4096, realtime=True)
-                async for ev in c.stream(wav, opts):
-                    if isinstance(ev, StreamStartedEvent):
-                        sid = ev.session_id
-                        got[sid] = set()
-                    elif isinstance(ev, ChunkResultEvent):
-                        got[sid].add(ev.seq)
-
-    await asyncio.gather(*(one() for _ in range(n)))
-    return got
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["everysec", "always", None])
 async def test_edge_redis_restart_under_load(policy: str | None, tmp_path: Path) -> None:
@@ -251,7 +232,7 @@ async def test_edge_redis_restart_under_load(policy: str | None, tmp_path: Path)
         "edge_server.cli", "sink", "--redis", cloud.url, "--db", str(db), "--http-port", "0"
     )
     try:
-        load = asyncio.create_task(_stream_and_collect(np_["grpc"], 20, 22.0))
+        load = asyncio.create_task(stream_many(np_["grpc"], 20, seconds=22.0))
         await asyncio.sleep(8.0)
         t0 = time.monotonic()
         edge.restart()

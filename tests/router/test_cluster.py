@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.procs import edge_node
 from tests.procs import spawn as _spawn
 from tests.redis_server import RedisServer
 
@@ -19,14 +20,7 @@ HEARTBEAT_S = 1.0
 
 
 async def _node(redis_url: str, node_id: str, zone: str, lat: float, lon: float) -> Any:
-    return await _spawn(
-        "edge_server.cli",
-        "serve",
-        "--grpc-port",
-        "0",
-        "--http-port",
-        "0",
-        "--node-id",
+    return await edge_node(
         node_id,
         "--zone",
         zone,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
 
 import aiohttp
 import mir_eval
@@ -16,6 +14,7 @@ from clients.demo import EXCERPT
 from clients.wav import WavAudio, read_wav
 from clients.webrtc_client import stream_webrtc
 from edge_server.app import EdgeNode
+from tests.procs import edge_node, stop
 
 
 async def test_python_webrtc_client_matches_grpc_on_a_corpus_excerpt(node: EdgeNode) -> None:
@@ -55,22 +54,8 @@ async def test_twenty_peers_ten_times_release_everything() -> None:
     RSS does not trend up. glibc's allocator grows in one-off steps of a few MB (measured the same
     before the session-store work: +6.7 MB over 22 rounds, in steps), so the leak check is on
     the last 5 rounds (100 peers): <= 3 MB, i.e. < 30 kB per peer, and <= 10 MB overall."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "edge_server.cli",
-        "serve",
-        "--grpc-port",
-        "0",
-        "--http-port",
-        "0",
-        "--log-level",
-        "WARNING",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    port = int(line.split("http=")[1].split()[0])
+    proc, ports = await edge_node("churn")
+    port = ports["http"]
     url = f"http://127.0.0.1:{port}"
     x = np.sin(np.arange(48000) / 48000 * 2 * np.pi * 440) * 0.3
     one_second = WavAudio((x * 32767).astype("<i2").tobytes(), "PCM16_LE", 48000, 1)
@@ -114,5 +99,4 @@ async def test_twenty_peers_ten_times_release_everything() -> None:
             assert abs(growth_mb) <= 10.0
             assert late_mb <= 3.0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await proc.wait()
+        await stop(proc)
