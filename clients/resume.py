@@ -225,11 +225,17 @@ class ResilientStream:
                                 self._buffer.popleft()
                     if ev is not None:
                         yield ev
-                await sender
+                try:
+                    await sender
+                except asyncio.InvalidStateError:
+                    # the RPC ended (a reset stream can read as EOF) while the sender wrote
+                    raise _Retry(f"stream ended while sending ({await call.code()})") from None
             finally:
                 if not sender.done():
                     sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                with contextlib.suppress(
+                    asyncio.CancelledError, grpc.aio.AioRpcError, asyncio.InvalidStateError
+                ):
                     await sender
         finally:
             call.cancel()
