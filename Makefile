@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 APT_RUN  := libopus0
 APT_TEST := libopus0 redis-server chromium postgresql
 
-.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability train-notes clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -47,6 +47,19 @@ bench-durability: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m loadtests.latency
+
+# Re-make edge_server/dsp/models/notenet.npz from self-rendered audio (not part of CI: ~1 h on
+# 2 cores; needs the soundfonts below and PyTorch in a separate venv, see the model's README).
+TRAIN_VENV ?= /tmp/seminote-train
+train-notes: $(STAMP)
+	./scripts/apt.sh fluidsynth timgm6mb-soundfont musescore-general-soundfont-small csound-soundfont
+	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q torch==2.13.0 mido numpy pyfftw
+	$(TRAIN_VENV)/bin/python -m training.render --out training/data --minutes 150
+	$(BIN)/python -m training.features --data training/data --out training/feats
+	PYTHONPATH=. $(TRAIN_VENV)/bin/python -m training.train --data training/data --feats training/feats --epochs 14 --lr 3e-3
+	$(BIN)/python -m training.tune --data training/data --feats training/feats
+	$(BIN)/python -m training.tune_refined --data training/data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

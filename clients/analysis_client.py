@@ -36,7 +36,12 @@ _ENCODINGS = {
     "FLOAT32_LE": pb.AUDIO_ENCODING_FLOAT32_LE,
     "OPUS": pb.AUDIO_ENCODING_OPUS,
 }
-_ANALYSES = {"ONSETS": pb.ANALYSIS_ONSETS, "FEATURES": pb.ANALYSIS_FEATURES}
+_ANALYSES = {
+    "ONSETS": pb.ANALYSIS_ONSETS,
+    "FEATURES": pb.ANALYSIS_FEATURES,
+    "NOTES": pb.ANALYSIS_NOTES,
+    "REFINED_NOTES": pb.ANALYSIS_REFINED_NOTES,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,33 @@ class Onset:
     time_s: float
     strength: float
     detected_at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A note event: ``tier`` FAST or REFINED; ``action`` ON, OFF, CONFIRM, CORRECT, RETRACT."""
+
+    note_id: int
+    tier: str
+    action: str
+    midi_pitch: int
+    onset_s: float
+    offset_s: float
+    velocity: float
+    confidence: float
+
+
+def note_from_pb(n: pb.NoteEvent) -> Note:
+    return Note(
+        n.note_id,
+        pb.NoteTier.Name(n.tier).removeprefix("NOTE_TIER_"),
+        pb.NoteAction.Name(n.action).removeprefix("NOTE_ACTION_"),
+        n.midi_pitch,
+        n.onset_s,
+        n.offset_s,
+        n.velocity,
+        n.confidence,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +115,7 @@ class ChunkResultEvent:
     checkpoint_seq: int | None = None
     #: replayed from the session store after a resume
     replayed: bool = False
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +134,8 @@ class StreamSummaryEvent:
     onsets: int
     notes: int
     stream_time_s: float
+    #: refined-tier events decided at the end of the stream
+    final_notes: tuple[Note, ...] = ()
 
 
 StreamEvent = StreamStartedEvent | ChunkResultEvent | StreamWarningEvent | StreamSummaryEvent
@@ -113,7 +148,8 @@ class StreamOptions:
     Attributes
     ----------
     analyses : tuple of str
-        Any of ``"ONSETS"``, ``"FEATURES"``.
+        Any of ``"ONSETS"``, ``"FEATURES"``, ``"NOTES"`` (fast tier), ``"REFINED_NOTES"``
+        (fast and refined tiers).
     chunk_frames : int
         Sample frames per chunk (1024 at 44.1 kHz = 23 ms).
     realtime : bool
@@ -167,6 +203,7 @@ def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
             server_processing_ms=r.server_processing_ns / 1e6,
             checkpoint_seq=r.checkpoint_seq if r.HasField("checkpoint_seq") else None,
             replayed=r.replayed,
+            notes=tuple(note_from_pb(n) for n in r.notes),
         )
     if kind == "started":
         s = msg.started
@@ -199,6 +236,7 @@ def summary_from_pb(s: pb.StreamSummary) -> StreamSummaryEvent:
         s.onsets,
         s.notes,
         s.stream_time_s,
+        tuple(note_from_pb(n) for n in s.final_notes),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,7 @@ from .analysis_client import (
     AnalysisClient,
     Audio,
     ChunkResultEvent,
+    Note,
     StreamEvent,
     StreamOptions,
     StreamStartedEvent,
@@ -39,6 +41,15 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
                 f"detected_at={o.detected_at_s:8.3f} s  result latency={lat}",
                 flush=True,
             )
+        _print_notes(event.notes, event.stream_time_s)
+    elif isinstance(event, StreamSummaryEvent):
+        _print_notes(event.final_notes, event.stream_time_s)
+        print(
+            f"summary: {event.chunks_processed} chunks, {event.onsets} onsets, "
+            f"{event.notes} notes, {event.stream_time_s:.2f} s of audio, "
+            f"dropped {event.chunks_dropped}, lost {event.chunks_lost}",
+            flush=True,
+        )
     elif isinstance(event, StreamStartedEvent):
         print(
             f"session {event.session_id} on node {event.node_id}: analysis "
@@ -48,11 +59,23 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
         )
     elif isinstance(event, StreamWarningEvent):
         print(f"warning {event.code}: {event.message}", flush=True)
-    elif isinstance(event, StreamSummaryEvent):
+
+
+_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(midi_pitch: int) -> str:
+    return f"{_NAMES[midi_pitch % 12]}{midi_pitch // 12 - 1}"
+
+
+def _print_notes(notes: Sequence[Note], stream_time_s: float) -> None:
+    for n in notes:
+        if n.action == "OFF":
+            continue  # ends are not printed (they are in the prediction files)
+        what = f"{n.tier.lower():7s} {n.action.lower():8s}"
         print(
-            f"summary: {event.chunks_processed} chunks, {event.onsets} onsets, "
-            f"{event.stream_time_s:.2f} s of audio, dropped {event.chunks_dropped}, "
-            f"lost {event.chunks_lost}",
+            f"note   {what} {note_name(n.midi_pitch):4s} ({n.midi_pitch:3d}) onset "
+            f"{n.onset_s:8.3f} s  id {n.note_id}  [at {stream_time_s:7.3f} s]",
             flush=True,
         )
 
@@ -265,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out-dir", required=True)
     e.add_argument("--target", default=None, help="HOST:PORT; in-process pipeline when omitted")
     common(e)
+    e.set_defaults(analyses="ONSETS,REFINED_NOTES")
 
     w = sub.add_parser("webrtc", help="stream one WAV over WebRTC (aiortc), like a browser")
     w.add_argument("file")

@@ -12,7 +12,7 @@ from pathlib import Path
 from .analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
 from .cli import _print_event
 from .results import StreamResult
-from .scoring import onset_f_measure
+from .scoring import note_f_measure, onset_f_measure
 from .wav import read_wav
 
 DATA = Path(__file__).parent / "data"
@@ -49,7 +49,9 @@ async def run_demo(*, file: str | None, realtime: bool) -> int:
             flush=True,
         )
         result = StreamResult()
-        opts = StreamOptions(realtime=realtime, client_name="demo")
+        opts = StreamOptions(
+            analyses=("ONSETS", "FEATURES", "REFINED_NOTES"), realtime=realtime, client_name="demo"
+        )
         async with AnalysisClient(target) as client:
             await client.wait_ready()
             async for event in client.stream(audio, opts):
@@ -76,10 +78,19 @@ async def run_demo(*, file: str | None, realtime: bool) -> int:
             f"   audio-to-result latency p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
             f"p99 {lat['p99']:.2f} ms (client clock, loopback)"
         )
-    ref = await asyncio.to_thread(_truth_onsets, path.with_suffix(".json"))
-    if ref is not None:
+    truth = await asyncio.to_thread(_truth, path.with_suffix(".json"))
+    if truth is not None:
+        ref, ref_notes = truth
         f, p, r = onset_f_measure(ref, result.onset_times_s())
         print(f"   onset F1 vs ground truth {f:.3f} (precision {p:.3f}, recall {r:.3f}, 50 ms)")
+        lists = result.note_lists()
+        for tier, when in (("fast", "<= 50 ms"), ("refined", "~2 s")):
+            est = [(on, pitch) for on, _, pitch in lists[tier]]
+            f, p, r = note_f_measure(ref_notes, est)
+            print(
+                f"   {tier} notes ({when} after the onset): {len(est)}, note F1 {f:.3f} "
+                f"(precision {p:.3f}, recall {r:.3f}; onset within 50 ms, same pitch)"
+            )
     print(f"   server stopped (exit code {code})")
     return 0 if code == 0 and result.chunks > 0 else 1
 
@@ -88,8 +99,8 @@ if __name__ == "__main__":
     sys.exit(asyncio.run(run_demo(file=os.environ.get("DEMO_WAV"), realtime=True)))
 
 
-def _truth_onsets(path: Path) -> list[float] | None:
+def _truth(path: Path) -> tuple[list[float], list[tuple[float, int]]] | None:
     if not path.exists():
         return None
-    onsets: list[float] = json.loads(path.read_text())["onsets_s"]
-    return onsets
+    gt = json.loads(path.read_text())
+    return gt["onsets_s"], [(float(n[0]), int(n[2])) for n in gt["notes"]]

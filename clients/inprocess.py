@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from edge_server.dsp.analyzer import AnalyzerConfig
+from edge_server.pipeline.events import NoteEvent
+from edge_server.pipeline.refined_tier import RefinedPool
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import DEFAULT_ANALYSES, AnalysisKind, Encoding, make_settings
 
@@ -12,9 +14,11 @@ from .analysis_client import (
     Audio,
     ChunkResultEvent,
     FeatureFrames,
+    Note,
     Onset,
     StreamEvent,
     StreamOptions,
+    StreamSummaryEvent,
     audio_chunks,
 )
 from .opus import OpusAudio
@@ -32,11 +36,34 @@ def analyze_inprocess(
         session_id=options.session_id or "inprocess",
         client_name=options.client_name,
     )
-    session = Session(
-        settings=settings,
-        analyzer_config=analyzer_config or AnalyzerConfig(),
-        limits=SessionLimits(),
+    pool = RefinedPool(workers=1) if AnalysisKind.REFINED_NOTES in settings.analyses else None
+    try:
+        session = Session(
+            settings=settings,
+            analyzer_config=analyzer_config or AnalyzerConfig(),
+            limits=SessionLimits(),
+            refined_pool=pool,
+        )
+        yield from _run(session, audio, options)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _note(n: NoteEvent) -> Note:
+    return Note(
+        n.note_id,
+        n.tier.value,
+        n.action.value,
+        n.midi_pitch,
+        n.onset_s,
+        n.offset_s,
+        n.velocity,
+        n.confidence,
     )
+
+
+def _run(session: Session, audio: Audio, options: StreamOptions) -> Iterator[StreamEvent]:
     for seq, (payload, _) in enumerate(audio_chunks(audio, options.chunk_frames)):
         out = session.process_chunk(seq=seq, data=payload, capture_t_ns=0)
         a = out.analysis
@@ -58,4 +85,17 @@ def analyze_inprocess(
             stream_time_s=a.stream_time_s,
             latency_ms=None,
             server_processing_ms=0.0,
+            notes=tuple(_note(n) for n in a.notes),
         )
+    session.finish()
+    s = session.summary()
+    yield StreamSummaryEvent(
+        s.session_id,
+        s.chunks_processed,
+        s.chunks_dropped,
+        s.chunks_lost,
+        s.onsets,
+        s.notes,
+        s.stream_time_s,
+        tuple(_note(n) for n in s.final_notes),
+    )

@@ -10,6 +10,7 @@ import numpy as np
 
 from .analysis_client import (
     ChunkResultEvent,
+    Note,
     Onset,
     StreamEvent,
     StreamStartedEvent,
@@ -24,6 +25,7 @@ class StreamResult:
     started: StreamStartedEvent | None = None
     summary: StreamSummaryEvent | None = None
     onsets: list[Onset] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
     warnings: list[StreamWarningEvent] = field(default_factory=list)
@@ -37,6 +39,7 @@ class StreamResult:
             self.chunks += 1
             self.result_seqs.append(event.seq)
             self.onsets.extend(event.onsets)
+            self.notes.extend(event.notes)
             if event.latency_ms is not None:
                 self.latencies_ms.append(event.latency_ms)
             self.server_ms.append(event.server_processing_ms)
@@ -46,6 +49,7 @@ class StreamResult:
             self.started = event
         elif isinstance(event, StreamSummaryEvent):
             self.summary = event
+            self.notes.extend(event.final_notes)
         else:
             self.warnings.append(event)
 
@@ -59,11 +63,52 @@ class StreamResult:
     def onset_times_s(self) -> list[float]:
         return [o.time_s for o in self.onsets]
 
+    def note_lists(self) -> dict[str, list[tuple[float, float, int]]]:
+        """Final ``(onset_s, offset_s, midi_pitch)`` per tier, from the event stream.
+
+        ``fast``: every fast ON, ended by its fast OFF (or by the next onset of the stream's
+        last note + 0.1 s when no OFF came). ``refined``: fast notes the refined tier
+        confirmed or corrected (with its pitch), plus its own ONs, ended by refined OFFs.
+        """
+        fast: dict[int, list[float]] = {}
+        refined: dict[int, list[float]] = {}
+        for n in self.notes:
+            if n.tier == "FAST":
+                if n.action == "ON":
+                    fast[n.note_id] = [n.onset_s, 0.0, n.midi_pitch]
+                elif n.action == "OFF" and n.note_id in fast:
+                    fast[n.note_id][1] = n.offset_s
+            elif n.action in ("ON", "CONFIRM", "CORRECT"):
+                refined[n.note_id] = [n.onset_s, 0.0, n.midi_pitch]
+            elif n.action == "OFF" and n.note_id in refined:
+                refined[n.note_id][1] = n.offset_s
+            elif n.action == "RETRACT":
+                refined.pop(n.note_id, None)
+
+        def rows(d: dict[int, list[float]]) -> list[tuple[float, float, int]]:
+            out = [(on, off if off > on else on + 0.1, int(p)) for on, off, p in d.values()]
+            return sorted(out)
+
+        return {"fast": rows(fast), "refined": rows(refined)}
+
     def write(self, out_dir: Path, stem: str) -> list[Path]:
+        """``<stem>.onsets.txt``; with notes also ``<stem>.notes.csv`` (refined tier, or the
+        fast tier when the stream had no refined tier) and ``<stem>.fast.notes.csv``."""
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{stem}.onsets.txt"
         path.write_text("".join(f"{t:.6f}\n" for t in self.onset_times_s()))
-        return [path]
+        paths = [path]
+        if self.notes:
+            lists = self.note_lists()
+            has_refined = any(n.tier == "REFINED" for n in self.notes)
+            for name, rows in (
+                (f"{stem}.fast.notes.csv", lists["fast"]),
+                (f"{stem}.notes.csv", lists["refined"] if has_refined else lists["fast"]),
+            ):
+                p = out_dir / name
+                p.write_text("".join(f"{a:.6f},{b:.6f},{m}\n" for a, b, m in rows))
+                paths.append(p)
+        return paths
 
     def to_json(self, name: str) -> str:
         lat = self.latency_percentiles_ms()
@@ -74,7 +119,7 @@ class StreamResult:
                 "chunks": self.chunks,
                 "hops": self.hops,
                 "onsets": len(self.onsets),
-                "notes": 0,
+                "notes": sum(n.action == "ON" for n in self.notes),
                 "warnings": len(self.warnings),
                 "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in lat.items()},
                 "server_ms_p50": round(float(np.median(self.server_ms)), 3)

@@ -20,6 +20,7 @@ from .config import ServerConfig
 from .metrics import PrometheusMetrics
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
+from .pipeline.refined_tier import RefinedPool
 from .store import open_store
 
 if TYPE_CHECKING:
@@ -71,7 +72,11 @@ class EdgeNode:
             commit_timeout_s=st.commit_timeout_s,
             forwarded=bool(config.sync.cloud_url),
         )
+        self.refined_pool: RefinedPool | None = None
+        if config.refined_workers > 0:
+            self.refined_pool = RefinedPool(workers=config.refined_workers)
         self.manager = SessionManager(
+            refined_pool=self.refined_pool,
             analyzer_config=config.analyzer,
             session_limits=config.session,
             limits=config.manager,
@@ -252,6 +257,8 @@ class EdgeNode:
             await _bounded(self.forwarder.stop(), 5.0, "forwarder stop")
         await _bounded(self.store.close(), 5.0, "session store close")
         self.offloader.shutdown()
+        if self.refined_pool is not None:
+            self.refined_pool.shutdown()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

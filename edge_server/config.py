@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .dsp.analyzer import AnalyzerConfig
+from .dsp.fastnotes import DecisionParams
 from .dsp.onset import OnsetParams
 from .pipeline.manager import ManagerLimits
 from .pipeline.session import SessionLimits
@@ -30,7 +31,7 @@ class RegistrySettings:
     #: sessions; 0 means ``manager.max_sessions``
     capacity: int = 0
     cost_per_hour: float = 0.0
-    capabilities: tuple[str, ...] = ("onsets", "features")
+    capabilities: tuple[str, ...] = ("onsets", "features", "notes", "refined_notes")
     ttl_s: float = 3.0
     heartbeat_s: float = 1.0
 
@@ -80,6 +81,8 @@ class ServerConfig:
     write_stall_timeout_s: float = 5.0
     inline_max_samples: int = 4096
     cpu_workers: int = 2
+    #: threads running Basic Pitch windows for ANALYSIS_REFINED_NOTES (0: refused)
+    refined_workers: int = 1
     webrtc_media_timeout_s: float = 5.0
     webrtc_max_peers: int = 200
     #: packets aiortc's receive jitter buffer holds before releasing audio (aiortc default 4)
@@ -112,6 +115,8 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
             kwargs[key] = _build(_NESTED[key], value, f"{where}{key}.")
         elif key == "onset" and cls is AnalyzerConfig:
             kwargs[key] = _build(OnsetParams, value, f"{where}{key}.")
+        elif key == "decisions" and cls is AnalyzerConfig:
+            kwargs[key] = _build(DecisionParams, value, f"{where}{key}.")
         elif key == "capabilities" and cls is RegistrySettings:
             kwargs[key] = tuple(value)
         else:

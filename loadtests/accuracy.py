@@ -1,16 +1,22 @@
-"""Onset accuracy, detection delay and DSP cost on the corpus, through a real gRPC server.
+"""Onsets and both note tiers on the corpus, through a real gRPC server; latencies and DSP cost.
 
     python -m loadtests.accuracy [--corpus ../shared/corpus] [--out-dir out/accuracy]
 
-For the clean and the noisy split: starts ``edge-server``, streams every file over gRPC
-(as fast as flow control allows; the analysis does not depend on pacing), writes predictions,
-scores them with the corpus's own ``score.py`` (mir_eval), and measures
-* detection delay = stream time at which an onset is reported (end of the firing hop) minus
-  the true onset, over matched onsets (50 ms window);
-* timing error = reported onset time minus the true onset;
-* DSP cost = CPU seconds of the session pipeline per audio second (in-process, same code,
-  one process, median of 3 passes).
-Prints a table beside the corpus README's reference rows, then one JSON line.
+For the clean and the noisy split: starts ``edge-server``, streams every file over gRPC with
+``ONSETS,REFINED_NOTES`` (as fast as flow control allows; the analysis does not depend on
+pacing), writes ``<stem>.onsets.txt``, ``<stem>.notes.csv`` (refined) and
+``<stem>.fast.notes.csv`` exactly as ``edge-client eval`` does, scores them with the corpus's
+own ``score.py`` (mir_eval, 50 ms), and measures over matched events (50 ms window):
+
+* onset detection delay = stream time of the end of the hop that fired, minus the true onset;
+* fast-note latency = stream time covered by the chunk whose result carried the note, minus
+  the true onset (an upper bound: the note was decided at some hop inside that chunk);
+* refined-note latency, the same for the refined event (CONFIRM/CORRECT/ON) of a note;
+* DSP cost = CPU seconds per audio second of the session pipeline in one process, median of 3
+  passes over the clean split: onsets only (no notes), the fast tier (onsets + fast notes),
+  and the refined tier's Basic Pitch runs alone.
+
+Prints one table beside the corpus README's reference rows, then one JSON line.
 """
 
 from __future__ import annotations
@@ -24,29 +30,37 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from clients.analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
+from clients.analysis_client import (
+    AnalysisClient,
+    ChunkResultEvent,
+    StreamOptions,
+    StreamSummaryEvent,
+)
+from clients.results import StreamResult
 from clients.wav import WavAudio, read_wav
-from edge_server.dsp.analyzer import AnalyzerConfig
+from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from edge_server.dsp.basicpitch import WindowStitcher, run_windows
 from edge_server.pipeline.session import Session, SessionLimits
-from edge_server.pipeline.settings import DEFAULT_ANALYSES, Encoding, make_settings
+from edge_server.pipeline.settings import AnalysisKind, Encoding, make_settings
 
-REFERENCE = [  # corpus README, public split
-    ("aubio 0.4.9 specflux", "yes", 0.997, 0.595, 0.0039),
-    ("madmom RNN online", "yes", 0.977, 0.898, 0.0123),
-    ("madmom CNN", "no", 0.989, 0.928, 0.0214),
-    ("librosa onset_detect", "no", 0.779, 0.655, 0.0010),
-    ("Basic Pitch (2 s windows)", "no", 0.885, 0.773, 0.0269),
+REFERENCE = [  # corpus README, public split: name, causal, onset clean, noisy, note F1, cost
+    ("aubio 0.4.9 specflux", "yes", 0.997, 0.595, None, 0.0039),
+    ("madmom RNN online", "yes", 0.977, 0.898, None, 0.0123),
+    ("madmom CNN", "no", 0.989, 0.928, None, 0.0214),
+    ("librosa onset_detect", "no", 0.779, 0.655, None, 0.0010),
+    ("Basic Pitch (2 s windows)", "no", 0.885, 0.773, 0.798, 0.0269),
+    ("madmom piano transcriber", "no", 0.939, 0.813, 0.631, 0.0122),
 ]
 
 
 def _match(ref: list[float], est: list[float], window_s: float = 0.05) -> list[tuple[int, int]]:
-    ref_s, est_s = (
-        sorted(range(len(ref)), key=ref.__getitem__),
-        sorted(range(len(est)), key=est.__getitem__),
-    )
+    """Greedy one-to-one matching of sorted event times within ``window_s``."""
+    ref_s = sorted(range(len(ref)), key=ref.__getitem__)
+    est_s = sorted(range(len(est)), key=est.__getitem__)
     i = j = 0
     pairs = []
     while i < len(ref_s) and j < len(est_s):
@@ -62,74 +76,124 @@ def _match(ref: list[float], est: list[float], window_s: float = 0.05) -> list[t
     return pairs
 
 
-async def _stream_files(
-    target: str, files: list[tuple[str, WavAudio]]
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Per file: (reported onset times, reported-at stream times)."""
-    out: dict[str, tuple[list[float], list[float]]] = {}
+Streamed = tuple[StreamResult, list[tuple[float, Any]]]  # result, (stream time, note) arrivals
+
+
+async def _stream_files(target: str, files: list[tuple[str, WavAudio]]) -> dict[str, Streamed]:
+    out: dict[str, Streamed] = {}
+    opts = StreamOptions(analyses=("ONSETS", "REFINED_NOTES"))
     async with AnalysisClient(target) as client:
         await client.wait_ready()
         for stem, audio in files:
-            times: list[float] = []
-            detected: list[float] = []
-            async for ev in client.stream(audio, StreamOptions(analyses=("ONSETS",))):
+            result = StreamResult()
+            arrivals: list[tuple[float, Any]] = []
+            async for ev in client.stream(audio, opts):
+                result.add(ev)
                 if isinstance(ev, ChunkResultEvent):
-                    times += [o.time_s for o in ev.onsets]
-                    detected += [o.detected_at_s for o in ev.onsets]
-            out[stem] = (times, detected)
+                    arrivals += [(ev.stream_time_s, n) for n in ev.notes]
+                elif isinstance(ev, StreamSummaryEvent):
+                    arrivals += [(ev.stream_time_s, n) for n in ev.final_notes]
+            out[stem] = (result, arrivals)
     return out
 
 
-def _write_and_measure(
-    split: Path, results: dict[str, tuple[list[float], list[float]]], out: Path
-) -> dict[str, list[float]]:
-    out.mkdir(parents=True, exist_ok=True)
-    delays: list[float] = []
-    errors: list[float] = []
-    for stem, (times, detected) in results.items():
-        (out / f"{stem}.onsets.txt").write_text("".join(f"{t:.6f}\n" for t in times))
-        ref = json.loads((split / f"{stem}.json").read_text())["onsets_s"]
+def _measure(split: Path, streamed: dict[str, Streamed], out: Path) -> dict[str, list[float]]:
+    m: dict[str, list[float]] = {"delay": [], "error": [], "fast": [], "refined": []}
+    for stem, (result, arrivals) in streamed.items():
+        result.write(out, stem)
+        gt = json.loads((split / f"{stem}.json").read_text())
+        ref = gt["onsets_s"]
+        times = [o.time_s for o in result.onsets]
         for ri, ei in _match(ref, times):
-            delays.append(detected[ei] - ref[ri])
-            errors.append(times[ei] - ref[ri])
-    return {"delay": delays, "error": errors}
+            m["delay"].append(result.onsets[ei].detected_at_s - ref[ri])
+            m["error"].append(times[ei] - ref[ri])
+        notes = gt["notes"]
+        for tier, actions in (("fast", ("ON",)), ("refined", ("ON", "CONFIRM", "CORRECT"))):
+            want = "FAST" if tier == "fast" else "REFINED"
+            for pitch in {int(n[2]) for n in notes}:
+                r = [float(n[0]) for n in notes if int(n[2]) == pitch]
+                got = [
+                    (t, n)
+                    for t, n in arrivals
+                    if n.tier == want and n.action in actions and n.midi_pitch == pitch
+                ]
+                for ri, ei in _match(r, [n.onset_s for _, n in got]):
+                    m[tier].append(got[ei][0] - r[ri])
+    return m
 
 
-def _score(corpus: Path, pred: Path, gt: Path) -> float:
+def _score(corpus: Path, pred: Path, gt: Path) -> dict[str, float]:
     text = subprocess.run(
         [sys.executable, str(corpus / "score.py"), str(pred), str(gt)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    m = re.search(r"mean onset\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)", text)
-    if m is None:
-        raise RuntimeError(text)
-    return float(m.group(1))
+    out = {}
+    for key, pat in (("onset", r"mean onset\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)"),
+                     ("note", r"mean note \(onset-only\)\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)")):  # fmt: skip
+        found = re.search(pat, text)
+        if found is None:
+            raise RuntimeError(text)
+        out[key] = float(found.group(1))
+    return out
 
 
-def _dsp_cost(split: Path) -> float:
-    costs = []
+def _fast_only(src: Path, dst: Path) -> Path:
+    """A prediction dir whose notes.csv is the fast tier (score.py reads ``<id>.notes.csv``)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.fast.notes.csv"):
+        (dst / f.name.replace(".fast.notes.csv", ".notes.csv")).write_bytes(f.read_bytes())
+    for f in src.glob("*.onsets.txt"):
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _session_cost(files: list[WavAudio], analyses: frozenset[AnalysisKind]) -> float:
+    cpu = dur = 0.0
+    for a in files:
+        s = Session(
+            settings=make_settings(
+                sample_rate_hz=a.sample_rate_hz, encoding=Encoding(a.encoding),
+                channels=a.channels, analyses=analyses, session_id="bench", client_name="",
+            ),
+            analyzer_config=AnalyzerConfig(),
+            limits=SessionLimits(),
+        )  # fmt: skip
+        step = 1024 * a.frame_bytes
+        chunks = [a.data[i : i + step] for i in range(0, len(a.data), step)]
+        t0 = time.process_time()
+        for seq, c in enumerate(chunks):
+            s.process_chunk(seq=seq, data=c, capture_t_ns=0)
+        cpu += time.process_time() - t0
+        dur += a.duration_s
+    return cpu / dur
+
+
+def _refined_model_cost(files: list[WavAudio]) -> float:
+    """CPU-s per audio-s of the Basic Pitch windows alone (one onnxruntime thread)."""
+    cpu = dur = 0.0
+    for a in files:
+        an = StreamAnalyzer(input_rate_hz=a.sample_rate_hz, config=AnalyzerConfig())
+        x = np.frombuffer(a.data, dtype="<i2").astype(np.float32) / 32768.0
+        y = np.concatenate([an.process(x[i : i + 8192]).samples for i in range(0, x.size, 8192)])
+        wins = WindowStitcher().push(y, final=True)
+        t0 = time.process_time()
+        for _, w in wins:
+            run_windows(w[None, :])
+        cpu += time.process_time() - t0
+        dur += a.duration_s
+    return cpu / dur
+
+
+def _costs(split: Path) -> dict[str, float]:
     files = [read_wav(p) for p in sorted(split.glob("*.wav"))]
-    for _ in range(3):
-        cpu = dur = 0.0
-        for a in files:
-            s = Session(
-                settings=make_settings(
-                    sample_rate_hz=a.sample_rate_hz, encoding=Encoding(a.encoding),
-                    channels=a.channels, analyses=DEFAULT_ANALYSES, session_id="bench",
-                    client_name="",
-                ),
-                analyzer_config=AnalyzerConfig(),
-                limits=SessionLimits(),
-            )  # fmt: skip
-            step = 1024 * a.frame_bytes
-            chunks = [a.data[i : i + step] for i in range(0, len(a.data), step)]
-            t0 = time.process_time()
-            for seq, c in enumerate(chunks):
-                s.process_chunk(seq=seq, data=c, capture_t_ns=0)
-            cpu += time.process_time() - t0
-            dur += a.duration_s
-        costs.append(cpu / dur)
-    return float(np.median(costs))
+    onsets_only = frozenset({AnalysisKind.ONSETS})
+    fast = frozenset({AnalysisKind.ONSETS, AnalysisKind.NOTES})
+    runs: dict[str, list[float]] = {"onsets": [], "fast": [], "refined_model": []}
+    for _ in range(3):  # side by side, repeated: medians
+        runs["onsets"].append(_session_cost(files, onsets_only))
+        runs["fast"].append(_session_cost(files, fast))
+    runs["refined_model"].append(_refined_model_cost(files[:5]))
+    return {k: float(np.median(v)) for k, v in runs.items()}
 
 
 async def _with_server(fn):  # type: ignore[no-untyped-def]
@@ -147,6 +211,14 @@ async def _with_server(fn):  # type: ignore[no-untyped-def]
         await proc.wait()
 
 
+def _pct(v: list[float]) -> dict[str, float]:
+    a = np.asarray(v) * 1000
+    return {
+        "median": round(float(np.median(a)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -156,49 +228,48 @@ def main() -> None:
     )
     p.add_argument("--out-dir", type=Path, default=Path("out/accuracy"))
     a = p.parse_args()
-    clean, noisy = a.corpus / "public", a.corpus / "public" / "noisy"
-
-    splits = {"clean": clean, "noisy": noisy}
+    splits = {"clean": a.corpus / "public", "noisy": a.corpus / "public" / "noisy"}
     files = {k: [(p.stem, read_wav(p)) for p in sorted(v.glob("*.wav"))] for k, v in splits.items()}
 
-    async def both(target: str) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    async def both(target: str) -> dict[str, dict[str, Streamed]]:
         return {k: await _stream_files(target, v) for k, v in files.items()}
 
     streamed = asyncio.run(_with_server(both))
-    meas = {k: _write_and_measure(splits[k], streamed[k], a.out_dir / k) for k in splits}
-    f_clean = _score(a.corpus, a.out_dir / "clean", clean)
-    f_noisy = _score(a.corpus, a.out_dir / "noisy", noisy)
-    cost = _dsp_cost(clean)
-    d = np.asarray(meas["clean"]["delay"]) * 1000
-    e = np.asarray(meas["clean"]["error"]) * 1000
-    dn = np.asarray(meas["noisy"]["delay"]) * 1000
-    print("| method | causal | onset F1 clean | onset F1 noisy | cost CPU-s/s |")
-    print("|---|---|---|---|---|")
-    for name, causal, fc, fn, c in REFERENCE:
-        print(f"| {name} (reference) | {causal} | {fc:.3f} | {fn:.3f} | {c:.4f} |")
+    meas = {k: _measure(splits[k], streamed[k], a.out_dir / k) for k in splits}
+    refined = {k: _score(a.corpus, a.out_dir / k, splits[k]) for k in splits}
+    fast = {
+        k: _score(a.corpus, _fast_only(a.out_dir / k, a.out_dir / f"{k}.fast"), splits[k])
+        for k in splits
+    }
+    cost = _costs(splits["clean"])
+    print("| method | causal | onset F1 clean | onset F1 noisy | note F1 clean | note F1 noisy "
+          "| cost CPU-s/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, causal, fc, fn, nf, c in REFERENCE:
+        note = f"{nf:.3f}" if nf is not None else "–"
+        print(f"| {name} (reference) | {causal} | {fc:.3f} | {fn:.3f} | {note} | – | {c:.4f} |")
     print(
-        "| **seminote-edge onsets (gRPC stream)** | yes "
-        f"| {f_clean:.3f} | {f_noisy:.3f} | {cost:.4f} |"
+        f"| **seminote-edge fast tier** | yes | {fast['clean']['onset']:.3f} "
+        f"| {fast['noisy']['onset']:.3f} | {fast['clean']['note']:.3f} "
+        f"| {fast['noisy']['note']:.3f} | {cost['fast']:.4f} |"
     )
     print(
-        f"detection delay (reported-at minus true onset), clean: median {np.median(d):.1f} ms, "
-        f"p95 {np.percentile(d, 95):.1f} ms; noisy: median {np.median(dn):.1f} ms, "
-        f"p95 {np.percentile(dn, 95):.1f} ms"
-    )
-    print(
-        f"timing error (reported time minus true onset), clean: median {np.median(e):.1f} ms, "
-        f"p5 {np.percentile(e, 5):.1f} ms, p95 {np.percentile(e, 95):.1f} ms"
+        f"| **seminote-edge refined tier** | ~2 s | {refined['clean']['onset']:.3f} "
+        f"| {refined['noisy']['onset']:.3f} | {refined['clean']['note']:.3f} "
+        f"| {refined['noisy']['note']:.3f} | +{cost['refined_model']:.4f} |"
     )
     summary = {
-        "onset_f1_clean": f_clean,
-        "onset_f1_noisy": f_noisy,
-        "dsp_cpu_s_per_audio_s": round(cost, 5),
-        "detection_delay_ms": {
-            "median": round(float(np.median(d)), 2),
-            "p95": round(float(np.percentile(d, 95)), 2),
-        },
-        "timing_error_ms": {"median": round(float(np.median(e)), 2)},
+        "onset_f1": {k: refined[k]["onset"] for k in splits},
+        "fast_note_f1": {k: fast[k]["note"] for k in splits},
+        "refined_note_f1": {k: refined[k]["note"] for k in splits},
+        "onset_detection_delay_ms": {k: _pct(meas[k]["delay"]) for k in splits},
+        "onset_timing_error_ms": {k: _pct(meas[k]["error"]) for k in splits},
+        "fast_note_latency_ms": {k: _pct(meas[k]["fast"]) for k in splits},
+        "refined_note_latency_ms": {k: _pct(meas[k]["refined"]) for k in splits},
+        "cpu_s_per_audio_s": {k: round(v, 5) for k, v in cost.items()},
     }
+    for key in ("onset_detection_delay_ms", "fast_note_latency_ms", "refined_note_latency_ms"):
+        print(f"{key}: {summary[key]}")
     print(json.dumps(summary))
 
 

@@ -8,3 +8,6 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+# the Basic Pitch model file (Apache-2.0) for the refined note tier; --no-deps: only its files
+# are used (onnxruntime runs nmp.onnx), its dependencies would pull TensorFlow
+.venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0"

@@ -1,15 +1,18 @@
-"""One stream's causal analysis: resample, frame, FFT, onsets and per-hop features."""
+"""One stream's causal analysis: resample, frame, FFT, onsets, fast notes and per-hop features."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from .fastnotes import DecisionParams, FastNoteDecoder, NoteOff, NoteOn
 from .features import rms_db, spectral_centroid_hz
 from .fft import frames_rfft
+from .notenet import NoteNet, load_weights, net_inputs
 from .onset import OnsetDetector, OnsetParams
 from .resample import StreamingResampler
 from .ringbuffer import FrameRing
@@ -34,7 +37,12 @@ class AnalyzerConfig:
         Largest block of analysis-rate samples handled in one vectorised step; bigger
         inputs are split (bounds the scratch buffers).
     onset : OnsetParams
-        Onset detector settings.
+        SuperFlux settings (the ``spectral_flux`` feature, and onsets with ``"superflux"``).
+    onset_method : {"net", "superflux"}
+        ``"net"``: onsets from the note network (trained on piano; default);
+        ``"superflux"``: the non-learned SuperFlux peak picker.
+    decisions : DecisionParams
+        Thresholds on the note network's outputs.
     """
 
     analysis_rate_hz: int = 22_050
@@ -42,6 +50,14 @@ class AnalyzerConfig:
     hop_samples: int = 128
     max_block_samples: int = 4096
     onset: OnsetParams = field(default_factory=OnsetParams)
+    onset_method: Literal["net", "superflux"] = "net"
+    decisions: DecisionParams = field(default_factory=DecisionParams)
+
+    def __post_init__(self) -> None:
+        if self.onset_method not in ("net", "superflux"):
+            raise ValueError(
+                f"onset_method must be 'net' or 'superflux', not {self.onset_method!r}"
+            )
 
     @property
     def hop_s(self) -> float:
@@ -73,6 +89,10 @@ class AnalysisBlock:
         Spectral centroid, Hz.
     flux : ndarray, shape (n_frames,), float32
         Onset detection function (SuperFlux), ``>= 0``.
+    note_ons, note_offs : tuple
+        Fast-tier note events (only when the analyzer was built with ``notes=True``).
+    samples : ndarray, shape (n,), float32
+        The block's audio at the analysis rate (for the refined tier).
     """
 
     onset_times_s: F64
@@ -82,6 +102,9 @@ class AnalysisBlock:
     rms_db: F32
     centroid_hz: F32
     flux: F32
+    note_ons: tuple[NoteOn, ...] = ()
+    note_offs: tuple[NoteOff, ...] = ()
+    samples: F32 = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     @property
     def n_frames(self) -> int:
@@ -99,9 +122,11 @@ class StreamAnalyzer:
         Sample rate of the samples passed to :meth:`process`, Hz.
     config : AnalyzerConfig
         Geometry and detector settings.
+    notes : bool
+        Decode fast-tier notes (onsets and features are always computed).
     """
 
-    def __init__(self, *, input_rate_hz: int, config: AnalyzerConfig) -> None:
+    def __init__(self, *, input_rate_hz: int, config: AnalyzerConfig, notes: bool = False) -> None:
         self.config = config
         c = config
         self._resampler = StreamingResampler(
@@ -114,11 +139,21 @@ class StreamAnalyzer:
         )
         self._window = _hann(c.frame_samples)
         self._max_frames = c.max_block_samples // c.hop_samples + 1
+        weights = load_weights()
+        spec = weights.spec
+        if (spec.sample_rate_hz, spec.frame_samples) != (c.analysis_rate_hz, c.frame_samples):
+            raise ValueError("the note network was trained for another analysis rate or frame")
+        self._spec = spec
         self._onset = OnsetDetector(
             sample_rate_hz=c.analysis_rate_hz,
-            frame_samples=c.frame_samples,
             hop_samples=c.hop_samples,
+            n_bands=int(spec.long_fb().shape[1]),
             params=c.onset,
+        )
+        self.notes = notes
+        self._net = NoteNet(weights=weights)
+        self._decoder = FastNoteDecoder(
+            hop_s=c.hop_s, time_shift_s=self.delay_s, params=c.decisions
         )
         self._bin_hz = _bin_hz(c.frame_samples, c.analysis_rate_hz)
         self.input_rate_hz = input_rate_hz
@@ -133,7 +168,9 @@ class StreamAnalyzer:
     @property
     def algorithmic_latency_s(self) -> float:
         """Typical time from an onset to the end of the hop that reports it, s."""
-        return self.config.onset.time_offset_s + self.config.hop_s + self.delay_s
+        if self.config.onset_method == "superflux":
+            return self.config.onset.time_offset_s + self.config.hop_s + self.delay_s
+        return self.config.decisions.onset_offset_s + self.config.hop_s + self.delay_s
 
     @property
     def stream_time_s(self) -> float:
@@ -152,6 +189,8 @@ class StreamAnalyzer:
             ("resampler", self._resampler),
             ("ring", self._ring),
             ("onset", self._onset),
+            ("net", self._net),
+            ("decisions", self._decoder),
         ):
             for key, value in part.state().items():
                 out[f"{name}.{key}"] = value
@@ -168,6 +207,8 @@ class StreamAnalyzer:
             self._resampler.restore(part("resampler"))
             self._ring.restore(part("ring"))
             self._onset.restore(part("onset"))
+            self._net.restore(part("net"))
+            self._decoder.restore(part("decisions"))
             self.samples_in, self.frames_done = (int(v) for v in state["analyzer.counts"])
         except KeyError as e:
             raise ValueError(f"analyzer state lacks {e}") from None
@@ -208,22 +249,34 @@ class StreamAnalyzer:
         first = self.frames_done
         self.frames_done += n
         if n == 0:
-            return _empty(self._frame_centre_s(first))
+            return _empty(self._frame_centre_s(first), y)
         fft = frames_rfft(frame_samples=c.frame_samples, max_frames=self._max_frames)
         mag = fft.magnitudes(frames, self._window)
         centroid = spectral_centroid_hz(mag, self._bin_hz)
-        ob = self._onset.process(mag)
+        x, long_bands = net_inputs(frames, mag, self._spec)
+        superflux = c.onset_method == "superflux"
+        ob = self._onset.process(long_bands, pick=superflux)
+        x[:, -1] = ob.odf
+        dec = self._decoder.process(self._net.process(x, keys=self.notes), notes=self.notes)
+        if superflux:
+            onset_frames, strengths, offset_s = ob.onset_frames, ob.strengths, c.onset.time_offset_s
+        else:
+            onset_frames, strengths = dec.onset_frames, dec.onset_strengths
+            offset_s = c.decisions.onset_offset_s
         ends = np.asarray(
-            (ob.onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s, np.float64
+            (onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s, np.float64
         )
         return AnalysisBlock(
-            onset_times_s=np.asarray(np.maximum(ends - c.onset.time_offset_s, 0.0), np.float64),
-            onset_strengths=ob.strengths,
+            onset_times_s=np.asarray(np.maximum(ends - offset_s, 0.0), np.float64),
+            onset_strengths=strengths,
             onset_detected_at_s=ends,
             first_frame_time_s=self._frame_centre_s(first),
             rms_db=rms_db(frames),
             centroid_hz=centroid,
             flux=ob.odf,
+            note_ons=tuple(dec.note_ons),
+            note_offs=tuple(dec.note_offs),
+            samples=y,
         )
 
 
@@ -242,10 +295,11 @@ def _bin_hz(n_fft: int, rate_hz: int) -> F32:
     return b
 
 
-def _empty(first_frame_time_s: float) -> AnalysisBlock:
+def _empty(first_frame_time_s: float, samples: F32 | None = None) -> AnalysisBlock:
     f32 = np.zeros(0, dtype=np.float32)
     f64 = np.zeros(0, dtype=np.float64)
-    return AnalysisBlock(f64, f32, f64, first_frame_time_s, f32, f32, f32)
+    y = f32 if samples is None else samples
+    return AnalysisBlock(f64, f32, f64, first_frame_time_s, f32, f32, f32, samples=y)
 
 
 def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBlock:
@@ -259,4 +313,7 @@ def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBl
         rms_db=np.concatenate([p.rms_db for p in parts]),
         centroid_hz=np.concatenate([p.centroid_hz for p in parts]),
         flux=np.concatenate([p.flux for p in parts]),
+        note_ons=tuple(n for p in parts for n in p.note_ons),
+        note_offs=tuple(n for p in parts for n in p.note_offs),
+        samples=np.concatenate([p.samples for p in parts]),
     )

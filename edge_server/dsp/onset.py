@@ -1,4 +1,10 @@
-"""Causal onset detection: log-filterbank SuperFlux and past-only adaptive peak picking."""
+"""Causal SuperFlux onset detection function and past-only adaptive peak picking.
+
+The ODF is always computed (it is the ``spectral_flux`` feature); its peak picker is the
+non-learned onset method (``AnalyzerConfig.onset_method = "superflux"``), kept for sounds the
+note network was not trained on. The default onsets come from the network
+(:mod:`.fastnotes`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .filterbank import log_filterbank
-
 F32 = npt.NDArray[np.float32]
 
 
@@ -16,15 +20,11 @@ F32 = npt.NDArray[np.float32]
 class OnsetParams:
     """Onset detector settings. Times are converted to frames at the hop rate.
 
+    The input bands are the note network's long-frame bands (``notenet.InputSpec``: 36 bands
+    per octave, ``log10(1 + 1000 * energy)``).
+
     Attributes
     ----------
-    bands_per_octave : int
-        Filterbank density.
-    f_min_hz, f_max_hz : float
-        Filterbank range, Hz.
-    log_mul : float
-        Compression ``log10(1 + log_mul * band_magnitude)``; magnitudes are of float audio
-        in ``[-1, 1]``, so ``log_mul`` ~ 1e3 puts quiet playing in the logarithmic region.
     max_filter_bands : int
         SuperFlux vibrato suppression: width of the maximum filter over bands (odd).
     lag_frames : int
@@ -49,15 +49,11 @@ class OnsetParams:
         frame, the flux of an onset typically peaks (measured on synthetic tones).
     """
 
-    bands_per_octave: int = 24
-    f_min_hz: float = 27.5
-    f_max_hz: float = 10_000.0
-    log_mul: float = 1000.0
-    max_filter_bands: int = 3
+    max_filter_bands: int = 5
     lag_frames: int = 2
     ref_frames: int = 2
     band_rise_cap: float = 1.0
-    threshold: float = 2.0
+    threshold: float = 2.7
     avg_window_s: float = 0.10
     max_window_s: float = 0.03
     combine_s: float = 0.03
@@ -90,27 +86,20 @@ class OnsetDetector:
     ----------
     sample_rate_hz : int
         Analysis sample rate, Hz.
-    frame_samples : int
-        FFT frame length (samples); magnitudes have ``frame_samples // 2 + 1`` bins.
     hop_samples : int
         Hop (samples).
+    n_bands : int
+        Width of the band rows passed to :meth:`process`.
     params : OnsetParams
         Settings.
     """
 
     def __init__(
-        self, *, sample_rate_hz: int, frame_samples: int, hop_samples: int, params: OnsetParams
+        self, *, sample_rate_hz: int, hop_samples: int, n_bands: int, params: OnsetParams
     ) -> None:
         self.params = params
         fps = sample_rate_hz / hop_samples
-        self._fb = log_filterbank(
-            n_fft=frame_samples,
-            sample_rate_hz=sample_rate_hz,
-            bands_per_octave=params.bands_per_octave,
-            f_min_hz=params.f_min_hz,
-            f_max_hz=params.f_max_hz,
-        )
-        n_bands = self._fb.shape[1]
+        self._n_bands = n_bands
         self._lag = max(1, params.lag_frames)
         self._ref_n = max(1, params.ref_frames)
         self._depth = self._lag + self._ref_n - 1
@@ -155,13 +144,10 @@ class OnsetDetector:
 
     @property
     def n_bands(self) -> int:
-        return int(self._fb.shape[1])
+        return self._n_bands
 
-    def _superflux(self, mag: F32) -> F32:
+    def _superflux(self, bands: F32) -> F32:
         p = self.params
-        bands = mag @ self._fb
-        np.multiply(bands, p.log_mul, out=bands)
-        np.log10(1.0 + bands, out=bands)
         n = bands.shape[0]
         stacked = np.concatenate((self._hist, bands), axis=0)
         # rows of `stacked`: frame t sits at row t + depth; its references at rows
@@ -181,19 +167,25 @@ class OnsetDetector:
         self._hist = stacked[-self._depth :].copy()
         return np.asarray(diff.sum(axis=1, dtype=np.float32), dtype=np.float32)
 
-    def process(self, mag: F32) -> OnsetBatch:
-        """Consume the next frames' magnitudes.
+    def process(self, bands: F32, *, pick: bool = True) -> OnsetBatch:
+        """Consume the next frames' log band energies.
 
         Parameters
         ----------
-        mag : ndarray, shape (n_frames, n_bins), float32
-            Linear magnitude spectra of consecutive frames, ``>= 0``.
+        bands : ndarray, shape (n_frames, n_bands), float32
+            ``log10(1 + 1000 * energy)`` of consecutive frames, ``>= 0``.
+        pick : bool
+            Run the peak picker (``False``: ODF only; no onsets are returned).
 
         Returns
         -------
         OnsetBatch
         """
-        odf = self._superflux(mag)
+        odf = self._superflux(bands)
+        if not pick:
+            # keep the ring current so that switching methods is not needed mid-stream
+            self._frame += int(odf.shape[0])
+            return OnsetBatch(odf, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         onsets: list[int] = []
         strengths: list[float] = []
         ring = self._odf_ring

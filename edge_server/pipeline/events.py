@@ -29,6 +29,39 @@ class Features:
     flux: F32
 
 
+class NoteTier(enum.Enum):
+    #: from the causal note network, <= ~50 ms after the onset
+    FAST = "FAST"
+    #: from Basic Pitch on overlapping 2 s windows, ~2 s after the onset
+    REFINED = "REFINED"
+
+
+class NoteAction(enum.Enum):
+    #: a note started (fast: every note; refined: a note the fast tier missed)
+    ON = "ON"
+    #: a note ended (``offset_s`` set)
+    OFF = "OFF"
+    #: the refined tier agrees with fast note ``note_id``
+    CONFIRM = "CONFIRM"
+    #: fast note ``note_id`` was another key: ``midi_pitch`` is the corrected one
+    CORRECT = "CORRECT"
+    #: fast note ``note_id`` was not played
+    RETRACT = "RETRACT"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteEvent:
+    note_id: int
+    tier: NoteTier
+    action: NoteAction
+    midi_pitch: int
+    onset_s: float
+    #: 0 while the note sounds
+    offset_s: float = 0.0
+    velocity: float = 0.0
+    confidence: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkAnalysis:
     seq: int
@@ -36,6 +69,7 @@ class ChunkAnalysis:
     onsets: tuple[Onset, ...]
     features: Features | None
     stream_time_s: float
+    notes: tuple[NoteEvent, ...] = ()
 
 
 class WarningKind(enum.Enum):
@@ -61,6 +95,8 @@ class SessionSummary:
     onsets: int
     notes: int
     stream_time_s: float
+    #: refined-tier events decided only when the stream ended (its last window)
+    final_notes: tuple[NoteEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

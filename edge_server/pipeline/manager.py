@@ -11,6 +11,7 @@ from ..dsp.analyzer import AnalyzerConfig
 from .durability import Durability
 from .errors import ErrorKind, StreamError
 from .ports import SessionMetrics, SessionStore
+from .refined_tier import RefinedPool
 from .session import Session, SessionLimits
 from .settings import StreamSettings, validate_session_id
 
@@ -50,8 +51,11 @@ class SessionManager:
         metrics: SessionMetrics,
         store: SessionStore | None = None,
         node_id: str = "local",
+        refined_pool: RefinedPool | None = None,
     ) -> None:
         self.analyzer_config = analyzer_config
+        #: workers for the refined note tier; None: ANALYSIS_REFINED_NOTES is refused
+        self.refined_pool = refined_pool
         self.session_limits = session_limits
         self.limits = limits
         self.metrics = metrics
@@ -89,7 +93,10 @@ class SessionManager:
                 f"config.session_id={settings.session_id!r} is already streaming on this node",
             )
         session = Session(
-            settings=settings, analyzer_config=self.analyzer_config, limits=self.session_limits
+            settings=settings,
+            analyzer_config=self.analyzer_config,
+            limits=self.session_limits,
+            refined_pool=self.refined_pool,
         )
         self._finished.pop(settings.session_id, None)
         self._active[settings.session_id] = session

@@ -29,5 +29,9 @@ class CpuOffloader:
             return fn()
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    async def run_in_pool(self, fn: Callable[[], T]) -> T:
+        """Always on the pool (work that may block, e.g. waiting for model runs)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

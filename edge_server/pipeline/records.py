@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .events import ChunkAnalysis, Features, Onset, SessionSummary
+from .events import ChunkAnalysis, Features, NoteAction, NoteEvent, NoteTier, Onset, SessionSummary
 
 PRIORITY_SUMMARY = 0
 PRIORITY_EVENTS = 1
@@ -57,6 +57,32 @@ def _features_obj(f: Features) -> dict[str, Any]:
     }
 
 
+def _note_row(n: NoteEvent) -> list[Any]:
+    return [
+        n.note_id,
+        n.tier.value,
+        n.action.value,
+        n.midi_pitch,
+        n.onset_s,
+        n.offset_s,
+        n.velocity,
+        n.confidence,
+    ]
+
+
+def _note_from_row(r: list[Any]) -> NoteEvent:
+    return NoteEvent(
+        note_id=int(r[0]),
+        tier=NoteTier(r[1]),
+        action=NoteAction(r[2]),
+        midi_pitch=int(r[3]),
+        onset_s=float(r[4]),
+        offset_s=float(r[5]),
+        velocity=float(r[6]),
+        confidence=float(r[7]),
+    )
+
+
 def encode_chunk(a: ChunkAnalysis) -> tuple[bytes, tuple[OutRecord, ...]]:
     """The stored result and the durable records of one chunk, encoded once.
 
@@ -64,12 +90,13 @@ def encode_chunk(a: ChunkAnalysis) -> tuple[bytes, tuple[OutRecord, ...]]:
     session asked for them. The result is ``{"seq", "capture_t_ns", "events", "features"}``
     built from the records' own bytes.
     """
-    events = _dumps(
-        {
-            "t": a.stream_time_s,
-            "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
-        }
-    )
+    ev: dict[str, Any] = {
+        "t": a.stream_time_s,
+        "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
+    }
+    if a.notes:
+        ev["notes"] = [_note_row(n) for n in a.notes]
+    events = _dumps(ev)
     records = [OutRecord("events", PRIORITY_EVENTS, a.seq, events)]
     features = b"null"
     if a.features is not None:
@@ -106,11 +133,12 @@ def decode_result(blob: bytes) -> ChunkAnalysis:
         onsets=tuple(Onset(t, s, d) for t, s, d in ev["onsets"]),
         features=features,
         stream_time_s=float(ev["t"]),
+        notes=tuple(_note_from_row(r) for r in ev.get("notes", ())),
     )
 
 
 def summary_record(s: SessionSummary, *, seq: int) -> OutRecord:
-    obj = {
+    obj: dict[str, Any] = {
         "chunks_processed": s.chunks_processed,
         "chunks_dropped": s.chunks_dropped,
         "chunks_lost": s.chunks_lost,
@@ -119,6 +147,8 @@ def summary_record(s: SessionSummary, *, seq: int) -> OutRecord:
         "notes": s.notes,
         "stream_time_s": s.stream_time_s,
     }
+    if s.final_notes:
+        obj["notes_final"] = [_note_row(n) for n in s.final_notes]
     return OutRecord("summary", PRIORITY_SUMMARY, seq, _dumps(obj))
 
 

@@ -6,19 +6,23 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ..dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from ..dsp.analyzer import AnalysisBlock, AnalyzerConfig, StreamAnalyzer
 from .decode import decode_audio
 from .errors import ErrorKind, StreamError
 from .events import (
     ChunkAnalysis,
     ChunkOutcome,
     Features,
+    NoteAction,
+    NoteEvent,
+    NoteTier,
     Onset,
     SessionSummary,
     StreamWarningEvent,
     WarningKind,
 )
 from .opus_decode import MAX_PACKET_BYTES, MalformedPacket, OpusPacketDecoder
+from .refined_tier import RefinedPool, RefinedTier
 from .settings import AnalysisKind, Encoding, StreamSettings
 from .snapshot import decode_snapshot, encode_snapshot
 
@@ -51,14 +55,32 @@ class Session:
     """Stateful analysis of one stream. Not thread-safe: feed chunks one at a time."""
 
     def __init__(
-        self, *, settings: StreamSettings, analyzer_config: AnalyzerConfig, limits: SessionLimits
+        self,
+        *,
+        settings: StreamSettings,
+        analyzer_config: AnalyzerConfig,
+        limits: SessionLimits,
+        refined_pool: RefinedPool | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.analyzer_config = analyzer_config
+        want_refined = AnalysisKind.REFINED_NOTES in settings.analyses
+        if want_refined and refined_pool is None:
+            raise StreamError(
+                ErrorKind.INVALID_ARGUMENT,
+                "config.analyses asks for ANALYSIS_REFINED_NOTES, which this node does not run",
+            )
+        self._want_notes = want_refined or AnalysisKind.NOTES in settings.analyses
         self._analyzer: StreamAnalyzer | None = StreamAnalyzer(
-            input_rate_hz=settings.sample_rate_hz, config=analyzer_config
+            input_rate_hz=settings.sample_rate_hz, config=analyzer_config, notes=self._want_notes
         )
+        self._refined_pool = refined_pool if want_refined else None
+        self._refined: RefinedTier | None = (
+            RefinedTier(pool=refined_pool) if want_refined and refined_pool is not None else None
+        )
+        self.notes_total = 0
+        self._final_notes: tuple[NoteEvent, ...] = ()
         self._final_stream_time_s = 0.0
         frames = int(limits.max_chunk_s * settings.sample_rate_hz)
         self.max_chunk_bytes = frames * settings.channels * settings.encoding.sample_bytes
@@ -78,6 +100,8 @@ class Session:
         self.chunks_malformed = 0
         self.onsets_total = 0
         self._onset_log: deque[Onset] = deque(maxlen=limits.max_onset_log)
+        #: note events (both tiers), same bound as the onset log; oldest dropped first
+        self._note_log: deque[NoteEvent] = deque(maxlen=limits.max_onset_log)
         self.active = True
         self.started_monotonic = time.monotonic()
         self.ended_monotonic: float | None = None
@@ -113,6 +137,7 @@ class Session:
             "lost": self.chunks_lost,
             "malformed": self.chunks_malformed,
             "onsets": self.onsets_total,
+            "notes": self.notes_total,
         }
         return encode_snapshot(arrays=self.analyzer.state(), meta=meta)
 
@@ -126,6 +151,11 @@ class Session:
         self.chunks_lost = int(meta["lost"])
         self.chunks_malformed = int(meta["malformed"])
         self.onsets_total = int(meta["onsets"])
+        self.notes_total = int(meta.get("notes", 0))
+        if self._refined_pool is not None:
+            # the refined tier restarts at the resume point (its 2 s of context is not stored)
+            start = round(self.analyzer.stream_time_s * self.analyzer_config.analysis_rate_hz)
+            self._refined = RefinedTier(pool=self._refined_pool, start_sample=start)
 
     @property
     def session_id(self) -> str:
@@ -235,6 +265,7 @@ class Session:
                 centroid_hz=block.centroid_hz,
                 flux=block.flux,
             )
+        notes = self._notes(block) if self._want_notes else ()
         self.chunks_processed += 1
         self.stages.decode_s = t1 - t0
         self.stages.analyze_s = time.perf_counter() - t1
@@ -244,13 +275,64 @@ class Session:
             onsets=onsets,
             features=features,
             stream_time_s=self.stream_time_s,
+            notes=notes,
         )
         return ChunkOutcome(analysis, warnings)
+
+    def _notes(self, block: AnalysisBlock) -> tuple[NoteEvent, ...]:
+        fast = [
+            NoteEvent(
+                note_id=n.note_id,
+                tier=NoteTier.FAST,
+                action=NoteAction.ON,
+                midi_pitch=n.midi_pitch,
+                onset_s=n.onset_s,
+                velocity=n.velocity,
+                confidence=n.confidence,
+            )
+            for n in block.note_ons
+        ]
+        fast += [
+            NoteEvent(
+                note_id=n.note_id,
+                tier=NoteTier.FAST,
+                action=NoteAction.OFF,
+                midi_pitch=n.midi_pitch,
+                onset_s=n.onset_s,
+                offset_s=n.offset_s,
+            )
+            for n in block.note_offs
+        ]
+        fast.sort(key=lambda e: (e.offset_s or e.onset_s, e.action is NoteAction.ON))
+        refined: list[NoteEvent] = []
+        if self._refined is not None:
+            refined = self._refined.add(
+                block.samples, block.onset_times_s.tolist(), block.note_ons, block.note_offs
+            )
+        out = (*fast, *refined)
+        self.notes_total += sum(e.action is NoteAction.ON for e in out)
+        self._note_log.extend(out)
+        return out
+
+    def finish(self) -> tuple[NoteEvent, ...]:
+        """End of stream: decide the refined tier's last window (blocks for up to a few model
+        runs; call off the event loop). The events also go into :meth:`summary`."""
+        if self._refined is None or self._analyzer is None:
+            return ()
+        events = tuple(self._refined.finish())
+        self.notes_total += sum(e.action is NoteAction.ON for e in events)
+        self._note_log.extend(events)
+        self._final_notes = events
+        return events
 
     def onset_log(self) -> tuple[list[Onset], int]:
         """Retained onsets and how many older ones were dropped from the log."""
         log = list(self._onset_log)
         return log, self.onsets_total - len(log)
+
+    def note_log(self) -> list[NoteEvent]:
+        """Retained note events of both tiers, in the order they were sent."""
+        return list(self._note_log)
 
     def summary(self) -> SessionSummary:
         return SessionSummary(
@@ -260,8 +342,9 @@ class Session:
             chunks_lost=self.chunks_lost,
             chunks_malformed=self.chunks_malformed,
             onsets=self.onsets_total,
-            notes=0,
+            notes=self.notes_total,
             stream_time_s=self.stream_time_s,
+            final_notes=self._final_notes,
         )
 
     def close(self) -> None:

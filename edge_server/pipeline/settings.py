@@ -30,6 +30,10 @@ class Encoding(enum.Enum):
 class AnalysisKind(enum.Enum):
     ONSETS = "ONSETS"
     FEATURES = "FEATURES"
+    #: fast-tier notes (causal network, <= ~50 ms after the onset)
+    NOTES = "NOTES"
+    #: fast notes plus the refined tier (Basic Pitch, ~2 s later)
+    REFINED_NOTES = "REFINED_NOTES"
 
 
 DEFAULT_ANALYSES = frozenset({AnalysisKind.ONSETS, AnalysisKind.FEATURES})

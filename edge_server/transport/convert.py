@@ -5,7 +5,16 @@ from __future__ import annotations
 from seminote.edge.v1 import analysis_pb2 as pb
 
 from ..pipeline.errors import invalid
-from ..pipeline.events import ChunkAnalysis, Onset, SessionSummary, StreamWarningEvent, WarningKind
+from ..pipeline.events import (
+    ChunkAnalysis,
+    NoteAction,
+    NoteEvent,
+    NoteTier,
+    Onset,
+    SessionSummary,
+    StreamWarningEvent,
+    WarningKind,
+)
 from ..pipeline.settings import AnalysisKind, Encoding, StreamSettings, make_settings
 
 _ENCODINGS = {
@@ -16,6 +25,16 @@ _ENCODINGS = {
 _ANALYSES = {
     pb.ANALYSIS_ONSETS: AnalysisKind.ONSETS,
     pb.ANALYSIS_FEATURES: AnalysisKind.FEATURES,
+    pb.ANALYSIS_NOTES: AnalysisKind.NOTES,
+    pb.ANALYSIS_REFINED_NOTES: AnalysisKind.REFINED_NOTES,
+}
+_TIERS = {NoteTier.FAST: pb.NOTE_TIER_FAST, NoteTier.REFINED: pb.NOTE_TIER_REFINED}
+_ACTIONS = {
+    NoteAction.ON: pb.NOTE_ACTION_ON,
+    NoteAction.OFF: pb.NOTE_ACTION_OFF,
+    NoteAction.CONFIRM: pb.NOTE_ACTION_CONFIRM,
+    NoteAction.CORRECT: pb.NOTE_ACTION_CORRECT,
+    NoteAction.RETRACT: pb.NOTE_ACTION_RETRACT,
 }
 _ANALYSES_BACK = {v: k for k, v in _ANALYSES.items()}
 _WARNINGS = {
@@ -43,7 +62,8 @@ def settings_from_pb(cfg: pb.StreamConfig, *, default_session_id: str) -> Stream
         if kind is None:
             raise invalid(
                 f"config.analyses contains {a}, which this node does not offer; "
-                "allowed: ANALYSIS_ONSETS (1), ANALYSIS_FEATURES (2)"
+                "allowed: ANALYSIS_ONSETS (1), ANALYSIS_FEATURES (2), ANALYSIS_NOTES (3), "
+                "ANALYSIS_REFINED_NOTES (4)"
             )
         analyses.add(kind)
     return make_settings(
@@ -64,6 +84,19 @@ def onset_to_pb(o: Onset) -> pb.OnsetEvent:
     return pb.OnsetEvent(time_s=o.time_s, strength=o.strength, detected_at_s=o.detected_at_s)
 
 
+def note_to_pb(n: NoteEvent) -> pb.NoteEvent:
+    return pb.NoteEvent(
+        note_id=n.note_id,
+        tier=_TIERS[n.tier],
+        action=_ACTIONS[n.action],
+        midi_pitch=n.midi_pitch,
+        onset_s=n.onset_s,
+        offset_s=n.offset_s,
+        velocity=n.velocity,
+        confidence=n.confidence,
+    )
+
+
 def result_to_pb(
     a: ChunkAnalysis,
     *,
@@ -77,6 +110,7 @@ def result_to_pb(
         server_processing_ns=server_processing_ns,
         stream_time_s=a.stream_time_s,
         onsets=[onset_to_pb(o) for o in a.onsets],
+        notes=[note_to_pb(n) for n in a.notes],
         replayed=replayed,
     )
     if checkpoint_seq is not None:
@@ -108,4 +142,5 @@ def summary_to_pb(s: SessionSummary) -> pb.StreamSummary:
         onsets=s.onsets,
         notes=s.notes,
         stream_time_s=s.stream_time_s,
+        final_notes=[note_to_pb(n) for n in s.final_notes],
     )

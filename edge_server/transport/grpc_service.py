@@ -20,6 +20,7 @@ from ..pipeline.offload import CpuOffloader
 from ..pipeline.session import Session
 from .convert import (
     analyses_to_pb,
+    note_to_pb,
     onset_to_pb,
     result_to_pb,
     settings_from_pb,
@@ -165,6 +166,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 raise StreamError(
                     ErrorKind.INVALID_ARGUMENT, "stream closed before 'config' was sent"
                 )
+            await self._offloader.run_in_pool(session.finish)
             await durability.finish(session)
             await self._write(context, pb.AnalyzeResponse(summary=summary_to_pb(session.summary())))
             reason = "completed"
@@ -251,5 +253,6 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
             active=session.active,
             summary=summary_to_pb(session.summary()),
             onsets=[onset_to_pb(o) for o in onsets],
+            notes=[note_to_pb(n) for n in session.note_log()],
             onsets_truncated=truncated,
         )

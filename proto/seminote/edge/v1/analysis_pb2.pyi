@@ -213,7 +213,7 @@ class StreamWarning(_message.Message):
     def __init__(self, code: _Optional[_Union[WarningCode, str]] = ..., message: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class StreamSummary(_message.Message):
-    __slots__ = ("session_id", "chunks_processed", "chunks_dropped", "chunks_lost", "onsets", "notes", "stream_time_s", "chunks_malformed")
+    __slots__ = ("session_id", "chunks_processed", "chunks_dropped", "chunks_lost", "onsets", "notes", "stream_time_s", "chunks_malformed", "final_notes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_DROPPED_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +222,7 @@ class StreamSummary(_message.Message):
     NOTES_FIELD_NUMBER: _ClassVar[int]
     STREAM_TIME_S_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_MALFORMED_FIELD_NUMBER: _ClassVar[int]
+    FINAL_NOTES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     chunks_processed: int
     chunks_dropped: int
@@ -230,7 +231,8 @@ class StreamSummary(_message.Message):
     notes: int
     stream_time_s: float
     chunks_malformed: int
-    def __init__(self, session_id: _Optional[str] = ..., chunks_processed: _Optional[int] = ..., chunks_dropped: _Optional[int] = ..., chunks_lost: _Optional[int] = ..., onsets: _Optional[int] = ..., notes: _Optional[int] = ..., stream_time_s: _Optional[float] = ..., chunks_malformed: _Optional[int] = ...) -> None: ...
+    final_notes: _containers.RepeatedCompositeFieldContainer[NoteEvent]
+    def __init__(self, session_id: _Optional[str] = ..., chunks_processed: _Optional[int] = ..., chunks_dropped: _Optional[int] = ..., chunks_lost: _Optional[int] = ..., onsets: _Optional[int] = ..., notes: _Optional[int] = ..., stream_time_s: _Optional[float] = ..., chunks_malformed: _Optional[int] = ..., final_notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ...) -> None: ...
 
 class AnalyzeResponse(_message.Message):
     __slots__ = ("started", "result", "warning", "summary")

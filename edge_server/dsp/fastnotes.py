@@ -1,0 +1,249 @@
+"""Causal decisions on the note network's outputs: onsets and fast-tier note on/off events.
+
+Onsets fire on the upward crossing of the onset probability, with a refractory time. Notes
+are anchored on onsets: after an onset fires, every key whose key-onset probability crosses
+its threshold within ``note_window_s`` is reported as struck at that onset's time (so a chord
+is one onset, and timing comes from the sharper onset output). A key that crosses the
+threshold with no onset open is reported too when its probability clears the higher
+``orphan_threshold``. A sounding note ends when its key-on probability stays below
+``off_threshold`` for ``off_frames`` hops, or when the key is struck again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .notenet import LOWEST_KEY_MIDI, N_KEYS, NetOutput
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionParams:
+    """Thresholds (chosen on held-out self-rendered clips by ``training/tune.py``).
+
+    Attributes
+    ----------
+    onset_threshold : float
+        Onset probability that fires an onset, ``(0, 1)``.
+    refractory_s : float
+        Minimum time between two onsets, s.
+    onset_offset_s : float
+        Reported onset time = end of the firing hop minus this, s.
+    key_threshold : float
+        Key-onset probability that reports a note inside an onset's window, ``(0, 1)``.
+    orphan_threshold : float
+        Key-onset probability that reports a note with no onset open, ``(0, 1)``.
+    note_window_s : float
+        How long after an onset its notes may still be reported, s (bounds fast-note latency).
+    rearm_s : float
+        The same key is not reported twice within this time, s.
+    off_threshold : float
+        Key-on probability under which a note is ending, ``(0, 1)``.
+    off_frames : int
+        Hops below ``off_threshold`` that end a note.
+    """
+
+    onset_threshold: float = 0.7
+    refractory_s: float = 0.03
+    onset_offset_s: float = 0.0104
+    key_threshold: float = 0.4
+    orphan_threshold: float = 0.8
+    note_window_s: float = 0.045
+    rearm_s: float = 0.06
+    off_threshold: float = 0.35
+    off_frames: int = 3
+
+
+@dataclass(frozen=True)
+class NoteOn:
+    note_id: int
+    midi_pitch: int
+    onset_s: float
+    detected_at_s: float
+    velocity: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class NoteOff:
+    note_id: int
+    midi_pitch: int
+    onset_s: float
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What one block of hops decided.
+
+    Attributes
+    ----------
+    onset_frames : ndarray, shape (n_onsets,), int64
+        Absolute hop indices that fired an onset.
+    onset_strengths : ndarray, shape (n_onsets,), float32
+        Onset probability at those hops, ``[0, 1]``.
+    note_ons, note_offs : list
+        Fast-tier note events, in time order.
+    """
+
+    onset_frames: npt.NDArray[np.int64]
+    onset_strengths: F32
+    note_ons: list[NoteOn]
+    note_offs: list[NoteOff]
+
+
+class FastNoteDecoder:
+    """Per-stream decision state.
+
+    Parameters
+    ----------
+    hop_s : float
+        Hop duration, s.
+    time_shift_s : float
+        Stream time of the end of hop ``t`` is ``(t + 1) * hop_s - time_shift_s``.
+    params : DecisionParams
+        Thresholds.
+    """
+
+    def __init__(self, *, hop_s: float, time_shift_s: float, params: DecisionParams) -> None:
+        self.p = params
+        self.hop_s = hop_s
+        self.shift_s = time_shift_s
+        self._refr_n = max(1, round(params.refractory_s / hop_s))
+        self._win_n = max(1, round(params.note_window_s / hop_s))
+        self._rearm_n = max(1, round(params.rearm_s / hop_s))
+        self._frame = 0
+        self._prev_onset_p = 0.0
+        self._last_onset = -(10**9)
+        self._prev_key: F32 = np.zeros(N_KEYS, dtype=np.float32)
+        self._last_struck: npt.NDArray[np.int64] = np.full(N_KEYS, -(10**9), dtype=np.int64)
+        self._sounding: npt.NDArray[np.int64] = np.full(N_KEYS, -1, dtype=np.int64)  # note id
+        self._sounding_onset: npt.NDArray[np.float64] = np.zeros(N_KEYS, dtype=np.float64)
+        self._below: list[int] = [0] * N_KEYS
+        self._open: dict[int, int] = {}  # sounding key -> note id, in strike order
+        self._ended: list[int] = []
+        self._next_id = 1
+
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Decision state as arrays (int64 counters, float32/64 per-key vectors)."""
+        return {
+            "counts": np.array([self._frame, self._last_onset, self._next_id], dtype=np.int64),
+            "prev_p": np.array([self._prev_onset_p], dtype=np.float64),
+            "prev_key": self._prev_key.copy(),
+            "last_struck": self._last_struck.copy(),
+            "sounding": self._sounding.copy(),
+            "sounding_onset": self._sounding_onset.copy(),
+            "below": np.asarray(self._below, dtype=np.int64),
+        }
+
+    def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        self._frame, self._last_onset, self._next_id = (int(v) for v in state["counts"])
+        self._prev_onset_p = float(state["prev_p"][0])
+        self._prev_key = np.asarray(state["prev_key"], dtype=np.float32).copy()
+        self._last_struck = np.asarray(state["last_struck"], dtype=np.int64).copy()
+        self._sounding = np.asarray(state["sounding"], dtype=np.int64).copy()
+        self._sounding_onset = np.asarray(state["sounding_onset"], dtype=np.float64).copy()
+        self._below = [int(v) for v in state["below"]]
+        self._open = {int(k): int(self._sounding[k]) for k in np.flatnonzero(self._sounding >= 0)}
+
+    def _end_s(self, frame: int) -> float:
+        return (frame + 1) * self.hop_s - self.shift_s
+
+    def process(self, out: NetOutput, *, notes: bool) -> Decisions:
+        """Decide on the next hops' network outputs (``notes=False``: onsets only)."""
+        p = self.p
+        onsets: list[int] = []
+        strengths: list[float] = []
+        ons: list[NoteOn] = []
+        offs: list[NoteOff] = []
+        n = int(out.onset.shape[0])
+        if notes and n:
+            k_min = min(p.key_threshold, p.orphan_threshold)
+            hot = (out.key_onset.max(axis=1) >= k_min).tolist()
+            low = out.key_on < p.off_threshold
+        for i, v in enumerate(out.onset.tolist()):
+            t = self._frame
+            if (
+                v >= p.onset_threshold
+                and self._prev_onset_p < p.onset_threshold
+                and t - self._last_onset >= self._refr_n
+            ):
+                onsets.append(t)
+                strengths.append(v)
+                self._last_onset = t
+            self._prev_onset_p = v
+            if notes:
+                self._ends_at(t, low[i], ons, offs)
+                if hot[i]:
+                    prev = out.key_onset[i - 1] if i else self._prev_key
+                    self._strikes_at(t, out, i, prev, ons, offs)
+            self._frame += 1
+        if notes and n:
+            self._prev_key = out.key_onset[-1].copy()
+        return Decisions(
+            onset_frames=np.asarray(onsets, dtype=np.int64),
+            onset_strengths=np.asarray(strengths, dtype=np.float32),
+            note_ons=ons,
+            note_offs=offs,
+        )
+
+    def _ends_at(
+        self, t: int, low: npt.NDArray[np.bool_], ons: list[NoteOn], offs: list[NoteOff]
+    ) -> None:
+        """Count hops below ``off_threshold`` for the sounding keys; end the long-quiet ones."""
+        for k in sorted(self._open):  # key order: the same after a restore
+            nid = self._open[k]
+            if low[k]:
+                self._below[k] += 1
+                if self._below[k] >= self.p.off_frames:
+                    self._end(k, nid, t, offs)
+            else:
+                self._below[k] = 0
+        if self._ended:
+            for k in self._ended:
+                del self._open[k]
+            self._ended.clear()
+
+    def _end(self, k: int, nid: int, t: int, offs: list[NoteOff]) -> None:
+        offs.append(
+            NoteOff(nid, k + LOWEST_KEY_MIDI, float(self._sounding_onset[k]), self._end_s(t))
+        )
+        self._sounding[k] = -1
+        self._below[k] = 0
+        self._ended.append(k)
+
+    def _strikes_at(
+        self, t: int, out: NetOutput, i: int, prev: F32, ons: list[NoteOn], offs: list[NoteOff]
+    ) -> None:
+        p = self.p
+        q = out.key_onset[i]
+        end_s = self._end_s(t)
+        in_window = t - self._last_onset < self._win_n
+        thr = p.key_threshold if in_window else p.orphan_threshold
+        rising = (q >= thr) & (t - self._last_struck >= self._rearm_n)
+        # a key reports once per strike: it must have been below threshold since its last report
+        rising &= (prev < thr) | (self._last_struck < self._last_onset)
+        if not rising.any():
+            return
+        onset_s = (
+            max(self._end_s(self._last_onset) - p.onset_offset_s, 0.0)
+            if in_window
+            else max(end_s - p.onset_offset_s - p.note_window_s / 2, 0.0)
+        )
+        vel = float(out.velocity[i])
+        for k in np.flatnonzero(rising).tolist():
+            old = self._open.pop(k, None)
+            if old is not None:  # a re-struck key ends its previous note
+                self._end(k, old, t, offs)
+                self._ended.clear()
+            nid = self._next_id
+            self._next_id += 1
+            ons.append(NoteOn(nid, k + LOWEST_KEY_MIDI, onset_s, end_s, vel, float(q[k])))
+            self._last_struck[k] = t
+            self._sounding[k] = nid
+            self._sounding_onset[k] = onset_s
+            self._open[k] = nid

@@ -1,0 +1,408 @@
+"""The causal note network: its inputs, and numpy inference that streams frame by frame.
+
+A small network trained on self-rendered piano (``training/``) turns each analysis hop into
+an onset probability, 88 per-key onset probabilities, 88 per-key "sounding" probabilities and
+a loudness (velocity) estimate. It only looks at the current and past frames.
+
+Inputs per hop (``NetInputs``): log-compressed triangular filterbank energies of the long
+frame (``frame_samples``, 36 bands per octave; below ~1.1 kHz at 22.05 kHz that is one band
+per FFT bin) and of a short frame (the last ``short_samples`` of the same frame, 12 bands
+per octave), which sees an attack one hop after it starts, before the long window does.
+
+Network (weights in ``models/notenet.npz``; ``training/train.py``)::
+
+    x_t  = [long_bands_t, short_bands_t, superflux_t]      normalised     (n_in,)
+    h1_t = relu(A0 x_t + A1 x_{t-1} + A2 x_{t-2} + a)                     (n_h1,)
+    h2_t = relu(B [h1_{t-d} for d in taps] + b)                           (n_h2,)
+    [onset_t, velocity_t] = sigmoid(C h2_t + c);  g_t = relu(G h2_t + g)  (n_g,)
+
+    per key k (shared weights):
+    e_t[k] = log band energy at the probes p * f0(k), p in PROBES         (n_probes,)
+    z_t[k] = relu(K1 [e_t[k], e_{t-1}[k], e_{t-3}[k] (normalised), g_t, pos(k)] + k1)
+    [key_onset_t[k], key_on_t[k]] = sigmoid(K2 z_t[k] + k2)
+
+The per-key part is a convolution over the keyboard: one small network reads every key's
+harmonic pattern, so what it learns about a pitch transfers to the others.
+
+Streaming keeps the last two inputs, the last ``max(taps)`` hidden vectors and the last three
+harmonic patterns, so output for frame t is the same whatever the chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .fft import frames_rfft
+from .filterbank import log_filterbank
+
+F32 = npt.NDArray[np.float32]
+N_KEYS = 88
+LOWEST_KEY_MIDI = 21
+MODEL_PATH = Path(__file__).parent / "models" / "notenet.npz"
+#: multiples of each key's fundamental where its harmonic pattern is read
+#: (sub-multiples tell a partial of a lower note from a fundamental; the semitone neighbours
+#: tell a peak from a broad band)
+PROBES = (0.2, 0.25, 1 / 3, 0.5, 2 ** (-1 / 12), 1.0, 2 ** (1 / 12), 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+KEY_TAPS = (0, 1, 3)
+_MAX_SHORT_FRAMES = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """Geometry of the network inputs (stored with the weights; must match the analyzer).
+
+    Attributes
+    ----------
+    sample_rate_hz : int
+        Analysis rate, Hz.
+    frame_samples : int
+        Long frame, samples.
+    short_samples : int
+        Short frame (tail of the long frame), samples.
+    long_bands_per_octave, short_bands_per_octave : int
+        Filterbank densities.
+    f_min_hz, short_f_min_hz, f_max_hz : float
+        Filterbank ranges, Hz.
+    log_mul : float
+        Compression ``log10(1 + log_mul * energy)`` of magnitudes of audio in ``[-1, 1]``.
+    """
+
+    sample_rate_hz: int = 22_050
+    frame_samples: int = 1024
+    short_samples: int = 256
+    long_bands_per_octave: int = 36
+    short_bands_per_octave: int = 12
+    f_min_hz: float = 27.5
+    short_f_min_hz: float = 80.0
+    f_max_hz: float = 10_000.0
+    log_mul: float = 1000.0
+
+    def long_fb(self) -> F32:
+        return log_filterbank(
+            n_fft=self.frame_samples,
+            sample_rate_hz=self.sample_rate_hz,
+            bands_per_octave=self.long_bands_per_octave,
+            f_min_hz=self.f_min_hz,
+            f_max_hz=self.f_max_hz,
+        )
+
+    def short_fb(self) -> F32:
+        return log_filterbank(
+            n_fft=self.short_samples,
+            sample_rate_hz=self.sample_rate_hz,
+            bands_per_octave=self.short_bands_per_octave,
+            f_min_hz=self.short_f_min_hz,
+            f_max_hz=self.f_max_hz,
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        """Network inputs: long bands, short bands and the SuperFlux ODF."""
+        return int(self.long_fb().shape[1] + self.short_fb().shape[1] + 1)
+
+
+def harmonic_map(
+    spec: InputSpec, probes: tuple[float, ...] = PROBES
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F32]:
+    """Where each key's probes (multiples of its fundamental) fall among the long bands.
+
+    Returns
+    -------
+    lo, hi : ndarray, shape (88 * n_probes,), int64
+        Neighbouring band indices (key-major: key 0's probes first).
+    w : ndarray, shape (88 * n_probes,), float32
+        Interpolation weight of ``hi`` in ``[0, 1]``, linear in log frequency; probes above
+        the top band get ``lo = hi`` = top band and are zeroed by the caller via ``w = -1``.
+    """
+    fb = spec.long_fb()
+    centre_hz = np.argmax(fb, axis=0) * spec.sample_rate_hz / spec.frame_samples
+    log_c = np.log2(np.maximum(centre_hz, 1.0))
+    f0 = 440.0 * 2.0 ** ((np.arange(N_KEYS) + LOWEST_KEY_MIDI - 69) / 12)
+    f = np.log2(np.outer(f0, probes).ravel())
+    hi = np.clip(np.searchsorted(log_c, f), 1, len(log_c) - 1)
+    lo = hi - 1
+    w = np.clip((f - log_c[lo]) / (log_c[hi] - log_c[lo]), 0.0, 1.0).astype(np.float32)
+    w[f > log_c[-1]] = -1.0
+    return lo.astype(np.int64), hi.astype(np.int64), w
+
+
+def harmonic_patterns(
+    long_bands: F32, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64], w: F32
+) -> F32:
+    """Per-key probe energies.
+
+    Parameters
+    ----------
+    long_bands : ndarray, shape (n_frames, n_long_bands), float32
+        Log band energies.
+    lo, hi, w : ndarray
+        From :func:`harmonic_map`.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, 88, n_probes), float32
+        Interpolated log energies (0 for probes above the top band).
+    """
+    a = long_bands[:, lo]
+    b = long_bands[:, hi]
+    e = a + (b - a) * np.maximum(w, 0.0)
+    e *= w >= 0
+    return np.asarray(e.reshape(long_bands.shape[0], N_KEYS, -1), dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def _short_window(n: int) -> F32:
+    w = np.hanning(n + 1)[:-1].astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def log_bands(mag: F32, fb: F32, log_mul: float) -> F32:
+    """``log10(1 + log_mul * mag @ fb)``.
+
+    Parameters
+    ----------
+    mag : ndarray, shape (n_frames, n_bins), float32
+        Linear magnitudes, ``>= 0``.
+    fb : ndarray, shape (n_bins, n_bands), float32
+        Filterbank.
+    log_mul : float
+        Compression factor, ``> 0``.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_bands), float32
+        Compressed band energies, ``>= 0``.
+    """
+    bands = mag @ fb
+    np.multiply(bands, log_mul, out=bands)
+    np.log1p(bands, out=bands)
+    np.multiply(bands, np.float32(1 / np.log(10)), out=bands)
+    return np.asarray(bands, dtype=np.float32)
+
+
+def net_inputs(frames: F32, long_mag: F32, spec: InputSpec) -> tuple[F32, F32]:
+    """Network inputs of consecutive hops.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n_frames, frame_samples), float32
+        The time-domain frames (for the short frame, their last ``short_samples``).
+    long_mag : ndarray, shape (n_frames, frame_samples // 2 + 1), float32
+        Magnitudes of the Hann-windowed long frames.
+    spec : InputSpec
+        Input geometry.
+
+    Returns
+    -------
+    x : ndarray, shape (n_frames, n_inputs), float32
+        ``[long_bands, short_bands, 0]``, bands ``log10(1 + log_mul * energy)``, ``>= 0``;
+        the caller puts the SuperFlux ODF of the long bands in the last column.
+    long_bands : ndarray, shape (n_frames, n_long_bands), float32
+        The long-frame part of ``x`` (a view), reused for the SuperFlux feature.
+    """
+    n = frames.shape[0]
+    lb = log_bands(long_mag, spec.long_fb(), spec.log_mul)
+    fft = frames_rfft(frame_samples=spec.short_samples, max_frames=_MAX_SHORT_FRAMES)
+    window = _short_window(spec.short_samples)
+    parts = []
+    for i in range(0, n, _MAX_SHORT_FRAMES):
+        tail = frames[i : i + _MAX_SHORT_FRAMES, -spec.short_samples :]
+        parts.append(log_bands(fft.magnitudes(tail, window), spec.short_fb(), spec.log_mul))
+    sb = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    x = np.empty((n, lb.shape[1] + sb.shape[1] + 1), dtype=np.float32)
+    x[:, : lb.shape[1]] = lb
+    x[:, lb.shape[1] : -1] = sb
+    x[:, -1] = 0.0
+    return x, x[:, : lb.shape[1]]
+
+
+@dataclass(frozen=True)
+class NetOutput:
+    """Per-hop network outputs.
+
+    Attributes
+    ----------
+    onset : ndarray, shape (n_frames,), float32
+        Probability that an onset started within the last ~20 ms, ``[0, 1]``.
+    key_onset : ndarray, shape (n_frames, 88), float32
+        Per key (MIDI 21..108): probability that the key was struck within the last ~45 ms.
+    key_on : ndarray, shape (n_frames, 88), float32
+        Per key: probability that it is held down.
+    velocity : ndarray, shape (n_frames,), float32
+        Loudness of the latest strike, ``[0, 1]`` (MIDI velocity / 127).
+    """
+
+    onset: F32
+    key_onset: F32
+    key_on: F32
+    velocity: F32
+
+
+class NoteNetWeights:
+    """Weights and settings loaded from an ``.npz`` (shared read-only by all sessions)."""
+
+    def __init__(self, path: Path) -> None:
+        def f32(z: Any, key: str) -> F32:
+            arr = np.ascontiguousarray(z[key], dtype=np.float32)
+            arr.flags.writeable = False
+            return arr
+
+        with np.load(path) as z:
+            # one matmul for the three input taps: x_t @ [A0 | A1 | A2]
+            self.a_cat = np.ascontiguousarray(
+                np.concatenate([z[f"A{k}"] for k in range(3)], axis=1), dtype=np.float32
+            )
+            self.a_bias, self.b, self.b_bias = f32(z, "a"), f32(z, "B"), f32(z, "b")
+            self.c, self.c_bias, self.g, self.g_bias = (
+                f32(z, "C"),
+                f32(z, "c"),
+                f32(z, "G"),
+                f32(z, "g"),
+            )
+            self.k1, self.k1_bias, self.k2, self.k2_bias = (
+                f32(z, "K1"), f32(z, "k1"), f32(z, "K2"), f32(z, "k2"),
+            )  # fmt: skip
+            self.taps = tuple(int(t) for t in z["taps"])
+            self.mean = f32(z, "mean")
+            self.inv_std = (1.0 / z["std"]).astype(np.float32)
+            self.h_mean = f32(z, "h_mean")  # (88, n_probes)
+            self.h_inv_std = (1.0 / z["h_std"]).astype(np.float32)
+            self.key_pos = f32(z, "key_pos")  # (88, n_pos)
+            spec = {k[5:]: z[k].item() for k in z.files if k.startswith("spec_")}
+            self.probes = tuple(float(p) for p in z["probes"])
+        self.spec = InputSpec(**spec)
+        self.a_cat.flags.writeable = False
+        if self.a_cat.shape[0] != self.spec.n_inputs:
+            raise ValueError(
+                f"{path}: weights take {self.a_cat.shape[0]} inputs, "
+                f"the input spec gives {self.spec.n_inputs}"
+            )
+        self.lo, self.hi, self.w = harmonic_map(self.spec, self.probes)
+        self.n_long = int(self.spec.long_fb().shape[1])
+        n_g = self.g_bias.shape[0]
+        n_h = len(KEY_TAPS) * len(self.probes)
+        # K1 rows: [harmonic taps | g | key position]; the g and position parts are the same for
+        # every key of a frame, so they are applied once per frame (and per key for position)
+        self.k1_h = np.ascontiguousarray(self.k1[:n_h])
+        self.k1_g = np.ascontiguousarray(self.k1[n_h : n_h + n_g])
+        self.key_bias = np.ascontiguousarray(self.key_pos @ self.k1[n_h + n_g :] + self.k1_bias)
+        for arr in (self.k1_h, self.k1_g, self.key_bias):
+            arr.flags.writeable = False
+
+    @property
+    def n_h1(self) -> int:
+        return int(self.a_bias.shape[0])
+
+
+@lru_cache(maxsize=2)
+def load_weights(path: Path = MODEL_PATH) -> NoteNetWeights:
+    """The shipped weights, loaded once per process."""
+    return NoteNetWeights(path)
+
+
+def _sigmoid(y: npt.NDArray[np.floating[Any]]) -> F32:
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    y += 1.0
+    np.reciprocal(y, out=y)
+    return np.asarray(y, dtype=np.float32)
+
+
+class NoteNet:
+    """Streaming inference for one stream.
+
+    Parameters
+    ----------
+    weights : NoteNetWeights
+        Shared weights.
+    """
+
+    def __init__(self, *, weights: NoteNetWeights) -> None:
+        self.w = weights
+        h = weights.n_h1
+        self._depth = max(weights.taps)
+        self._kdepth = max(KEY_TAPS)
+        # projections of the last two inputs through A1, A2 (pending contributions)
+        self._proj_hist: F32 = np.zeros((2, 3 * h), dtype=np.float32)
+        self._h1_hist: F32 = np.zeros((self._depth, h), dtype=np.float32)
+        self._e_hist: F32 = np.zeros((self._kdepth, N_KEYS, len(weights.probes)), dtype=np.float32)
+
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1), ``e`` (3, 88, n_probes): float32."""
+        return {
+            "proj": self._proj_hist.copy(),
+            "h1": self._h1_hist.copy(),
+            "e": self._e_hist.copy(),
+        }
+
+    def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        proj = np.asarray(state["proj"], dtype=np.float32)
+        h1 = np.asarray(state["h1"], dtype=np.float32)
+        e = np.asarray(state["e"], dtype=np.float32)
+        if (
+            proj.shape != self._proj_hist.shape
+            or h1.shape != self._h1_hist.shape
+            or e.shape != self._e_hist.shape
+        ):
+            raise ValueError("note network state does not match these weights")
+        self._proj_hist, self._h1_hist, self._e_hist = proj.copy(), h1.copy(), e.copy()
+
+    def process(self, x: F32, *, keys: bool = True) -> NetOutput:
+        """Run the next frames.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_frames, n_inputs), float32
+            :func:`net_inputs` of consecutive hops (with the SuperFlux ODF as last column).
+        keys : bool
+            Also run the per-key part (``False``: onsets only; ``key_onset`` and ``key_on``
+            are zeros). Use the same value for the whole stream.
+
+        Returns
+        -------
+        NetOutput
+        """
+        w = self.w
+        h = w.n_h1
+        n = x.shape[0]
+        xn = (x - w.mean) * w.inv_std
+        proj = np.concatenate((self._proj_hist, xn @ w.a_cat), axis=0)  # (2 + n, 3h)
+        # h1_t = A0 x_t + A1 x_{t-1} + A2 x_{t-2}: row t+2 holds A*x_t
+        h1 = proj[2:, :h] + proj[1:-1, h : 2 * h] + proj[:-2, 2 * h :] + w.a_bias
+        np.maximum(h1, 0.0, out=h1)
+        self._proj_hist = proj[-2:].copy()
+        hist = np.concatenate((self._h1_hist, h1), axis=0)  # row t + depth = frame t
+        d0 = self._depth
+        taps = np.concatenate([hist[d0 - d : d0 - d + n] for d in w.taps], axis=1)
+        h2 = taps @ w.b + w.b_bias
+        np.maximum(h2, 0.0, out=h2)
+        self._h1_hist = hist[-d0:].copy()
+        y = _sigmoid(h2 @ w.c + w.c_bias)
+        if not keys:  # onsets only: the harmonic history is not kept
+            z = np.zeros((n, N_KEYS), dtype=np.float32)
+            return NetOutput(onset=y[:, 0], key_onset=z, key_on=z, velocity=y[:, 1])
+        e = harmonic_patterns(x[:, : w.n_long], w.lo, w.hi, w.w)
+        e -= w.h_mean
+        e *= w.h_inv_std
+        ehist = np.concatenate((self._e_hist, e), axis=0)
+        k0 = self._kdepth
+        self._e_hist = ehist[-k0:].copy()
+        g = h2 @ w.g + w.g_bias
+        np.maximum(g, 0.0, out=g)
+        feats = np.concatenate(
+            [ehist[k0 - d : k0 - d + n] for d in KEY_TAPS], axis=2
+        )  # (n, 88, 3p)
+        zk = feats.reshape(n * N_KEYS, -1) @ w.k1_h  # (n*88, n_z)
+        zk = zk.reshape(n, N_KEYS, -1)
+        zk += (g @ w.k1_g)[:, None, :]
+        zk += w.key_bias
+        np.maximum(zk, 0.0, out=zk)
+        yk = _sigmoid(zk.reshape(n * N_KEYS, -1) @ w.k2 + w.k2_bias).reshape(n, N_KEYS, 2)
+        return NetOutput(onset=y[:, 0], key_onset=yk[:, :, 0], key_on=yk[:, :, 1], velocity=y[:, 1])

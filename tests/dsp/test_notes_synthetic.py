@@ -1,0 +1,81 @@
+"""Both note tiers on synthetic struck strings with known answers (the shipped models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from edge_server.dsp.basicpitch import WindowStitcher, run_windows
+from edge_server.dsp.refined import RefinedDecoder
+from tests.signals import pink_noise, struck_string
+
+RATE = 44_100
+
+
+def _fast(x: np.ndarray) -> tuple[list[float], list[tuple[float, int, float]]]:
+    an = StreamAnalyzer(input_rate_hz=RATE, config=AnalyzerConfig(), notes=True)
+    onsets: list[float] = []
+    notes: list[tuple[float, int, float]] = []  # (onset, pitch, decided at)
+    for i in range(0, x.size, 1024):
+        b = an.process(x[i : i + 1024])
+        onsets += b.onset_times_s.tolist()
+        notes += [(n.onset_s, n.midi_pitch, n.detected_at_s) for n in b.note_ons]
+    return onsets, notes
+
+
+def _refined(x: np.ndarray) -> list[tuple[float, int]]:
+    an = StreamAnalyzer(input_rate_hz=RATE, config=AnalyzerConfig())
+    dec = RefinedDecoder()
+    st = WindowStitcher()
+    out: list[tuple[float, int]] = []
+    anchor = 0
+    blocks = [an.process(x[i : i + 1024]) for i in range(0, x.size, 1024)]
+    for b in blocks:
+        for t in b.onset_times_s.tolist():
+            dec.add_anchor(anchor, t)
+            anchor += 1
+    y = np.concatenate([b.samples for b in blocks])
+    wins = st.push(y, final=True)
+    for j, (w, audio) in enumerate(wins):
+        note, onset = run_windows(audio[None, :])
+        got, _ = dec.push(st.stitch(w, note[0], onset[0]), final=j == len(wins) - 1)
+        out += [(n.onset_s, n.midi_pitch) for n in got]
+    return out
+
+
+def test_c_major_chord_is_three_pitches_within_50_ms() -> None:
+    x = struck_string(sample_rate_hz=RATE, duration_s=2.0, notes=[(0.5, 60), (0.5, 64), (0.5, 67)])
+    onsets, notes = _fast(x)
+    assert len(onsets) == 1 and abs(onsets[0] - 0.5) < 0.02
+    assert sorted(p for _, p, _ in notes) == [60, 64, 67]
+    assert all(abs(t - 0.5) < 0.02 and decided - 0.5 <= 0.05 for t, _, decided in notes)
+    assert sorted(p for _, p in _refined(x)) == [60, 64, 67]
+
+
+def test_repeated_note_is_two_notes() -> None:
+    x = struck_string(sample_rate_hz=RATE, duration_s=2.5, notes=[(0.5, 57), (1.3, 57)])
+    onsets, notes = _fast(x)
+    np.testing.assert_allclose(onsets, [0.5, 1.3], atol=0.02)
+    assert [p for _, p, _ in notes] == [57, 57]
+    np.testing.assert_allclose([t for t, _, _ in notes], [0.5, 1.3], atol=0.02)
+    assert [p for _, p in _refined(x)] == [57, 57]
+
+
+@pytest.mark.parametrize("snr_db", [20.0, 10.0])
+def test_note_under_pink_noise(snr_db: float) -> None:
+    clean = struck_string(sample_rate_hz=RATE, duration_s=2.0, notes=[(0.7, 72)])
+    sig_rms = float(np.sqrt(np.mean(clean[int(0.7 * RATE) : int(1.2 * RATE)] ** 2)))
+    x = clean + pink_noise(sample_rate_hz=RATE, duration_s=2.0, rms=sig_rms / 10 ** (snr_db / 20))
+    onsets, notes = _fast(x)
+    assert len(onsets) == 1 and abs(onsets[0] - 0.7) < 0.02
+    assert [p for _, p, _ in notes] == [72]
+    assert [p for _, p in _refined(x)] == [72]
+
+
+def test_silence_and_noise_alone_give_no_notes() -> None:
+    x = pink_noise(sample_rate_hz=RATE, duration_s=2.0, rms=0.01)
+    x[: RATE // 2] = 0.0
+    onsets, notes = _fast(x)
+    assert notes == []
+    assert _refined(x) == []
