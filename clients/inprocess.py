@@ -66,6 +66,9 @@ def _note(n: NoteEvent) -> Note:
 def _run(session: Session, audio: Audio, options: StreamOptions) -> Iterator[StreamEvent]:
     for seq, (payload, _) in enumerate(audio_chunks(audio, options.chunk_frames)):
         out = session.process_chunk(seq=seq, data=payload, capture_t_ns=0)
+        backlog = session.refined_backlog()
+        if backlog is not None:  # the same flow control as the gRPC transport
+            backlog.result()
         a = out.analysis
         if a is None:
             continue

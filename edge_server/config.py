@@ -31,7 +31,7 @@ class RegistrySettings:
     #: sessions; 0 means ``manager.max_sessions``
     capacity: int = 0
     cost_per_hour: float = 0.0
-    capabilities: tuple[str, ...] = ("onsets", "features", "notes", "refined_notes")
+    capabilities: tuple[str, ...] = ("onsets", "features", "notes", "refined-notes")
     ttl_s: float = 3.0
     heartbeat_s: float = 1.0
 

@@ -128,9 +128,9 @@ def _score(corpus: Path, pred: Path, gt: Path) -> dict[str, float]:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     out = {}
-    for key, pat in (("onset", r"mean onset\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)"),
-                     ("note", r"mean note \(onset-only\)\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)")):  # fmt: skip
-        found = re.search(pat, text)
+    f1 = r"\s+P=\S+\s+R=\S+\s+F1=([0-9.]+)"
+    for key, head in (("onset", r"mean onset"), ("note", r"mean note \(onset-only\)")):
+        found = re.search(head + f1, text)
         if found is None:
             raise RuntimeError(text)
         out[key] = float(found.group(1))

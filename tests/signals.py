@@ -75,6 +75,8 @@ def struck_string(
     for t0, pitch in notes:
         f0 = 440.0 * 2 ** ((pitch - 69) / 12)
         i0 = int(round(t0 * sample_rate_hz))
+        if i0 >= n:
+            continue
         t = np.arange(n - i0) / sample_rate_hz
         y = np.zeros(n - i0)
         for k in range(1, 13):

@@ -36,11 +36,11 @@ def merged_onsets(notes: list[list[float]], merge_s: float = 0.03) -> np.ndarray
 
 
 def decode(
-    out: NetOutput, shift_s: float, params: DecisionParams
+    out: NetOutput, short: np.ndarray, shift_s: float, params: DecisionParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cfg = AnalyzerConfig()
     dec = FastNoteDecoder(hop_s=cfg.hop_s, time_shift_s=shift_s, params=params)
-    d = dec.process(out, notes=True)
+    d = dec.process(out, short, notes=True)
     on_t = (d.onset_frames + 1) * cfg.hop_s - shift_s - params.onset_offset_s
     notes = np.array([[n.onset_s, n.midi_pitch] for n in d.note_ons]).reshape(-1, 2)
     return np.maximum(on_t, 0), notes, (d.onset_frames + 1) * cfg.hop_s - shift_s
@@ -76,13 +76,13 @@ def main() -> None:
         shift = float((1) * AnalyzerConfig().hop_s - z["frame_end_s"][0])
         out = NoteNet(weights=w).process(x)
         notes = json.loads((a.data / f"{stem}.json").read_text())["notes"]
-        runs.append((copy, out, shift, notes))
+        runs.append((copy, out, x[:, w.n_long : -1], shift, notes))
     print(f"{len(runs)} validation runs")
     base = DecisionParams()
     # onset time offset: median of (hop end at firing - true onset) over matched onsets
     lags = []
-    for _, out, shift, notes in runs:
-        _, _, fired_end = decode(out, shift, replace(base, onset_offset_s=0.0))
+    for _, out, short, shift, notes in runs:
+        _, _, fired_end = decode(out, short, shift, replace(base, onset_offset_s=0.0))
         ref = merged_onsets(notes)
         for m_ref, m_est in mir_eval.util.match_events(ref, fired_end, 0.05):
             lags.append(fired_end[m_est] - ref[m_ref])
@@ -93,8 +93,8 @@ def main() -> None:
     for ot, kt in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.4, 0.5, 0.6)):
         params = replace(base, onset_threshold=ot, key_threshold=kt)
         res: dict[str, list[tuple[float, float]]] = {}
-        for copy, out, shift, notes in runs:
-            onsets, est, _ = decode(out, shift, params)
+        for copy, out, short, shift, notes in runs:
+            onsets, est, _ = decode(out, short, shift, params)
             res.setdefault(copy, []).append(score(notes, onsets, est))
         m = {c: np.mean(v, axis=0) for c, v in res.items()}
         summary = " ".join(

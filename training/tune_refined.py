@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("training/data"))
     ap.add_argument("--clips", type=int, default=30)
     ap.add_argument("--cache", type=Path, default=None, help="keep Basic Pitch outputs here")
+    ap.add_argument("--only-defaults", action="store_true", help="score RefinedParams() only")
     a = ap.parse_args()
     wavs = sorted(w for w in a.data.glob("*.wav") if w.stem.endswith("0"))[: a.clips]
     runs = []
@@ -84,7 +85,12 @@ def main() -> None:
             runs.append((copy, notes, onsets, posts))
     print(f"{len(runs)} runs prepared", flush=True)
     best = None
-    grid = itertools.product((0.5, 0.6, 0.7, 0.8), (0.4, 0.5, 0.6, 1.01), (0.15, 0.3), (0.6, 0.8, 1.01))
+    grid = itertools.product(
+        (0.5, 0.6, 0.7, 0.8), (0.4, 0.5, 0.6, 1.01), (0.15, 0.3), (0.6, 0.8, 1.01)
+    )
+    if a.only_defaults:
+        d = RefinedParams()
+        grid = iter([(d.onset_threshold, d.note_threshold, d.note_rise, d.orphan_threshold)])
     for on_t, note_t, rise, orphan in grid:
         params = replace(
             RefinedParams(),

@@ -257,7 +257,8 @@ class StreamAnalyzer:
         superflux = c.onset_method == "superflux"
         ob = self._onset.process(long_bands, pick=superflux)
         x[:, -1] = ob.odf
-        dec = self._decoder.process(self._net.process(x, keys=self.notes), notes=self.notes)
+        out = self._net.process(x, keys=self.notes)
+        dec = self._decoder.process(out, x[:, long_bands.shape[1] : -1], notes=self.notes)
         if superflux:
             onset_frames, strengths, offset_s = ob.onset_frames, ob.strengths, c.onset.time_offset_s
         else:

@@ -31,6 +31,12 @@ class DecisionParams:
         Onset probability that fires an onset, ``(0, 1)``.
     refractory_s : float
         Minimum time between two onsets, s.
+    min_short_flux : float
+        An onset also needs the short frame's bands to rise: the sum of their positive
+        changes (log10 units) in the firing hop or the one before must reach this. The network
+        alone sometimes echoes a strong strike ~10 hops later, where nothing rises (held-out
+        rendered clips, gate 0 -> 5: onset F1 0.982 -> 0.985 clean, 0.911 -> 0.918 in rooms;
+        real attacks rise by 10-100, a held tone's short bands wobble by up to ~3).
     onset_offset_s : float
         Reported onset time = end of the firing hop minus this, s.
     key_threshold : float
@@ -49,6 +55,7 @@ class DecisionParams:
 
     onset_threshold: float = 0.7
     refractory_s: float = 0.03
+    min_short_flux: float = 5.0
     onset_offset_s: float = 0.0104
     key_threshold: float = 0.4
     orphan_threshold: float = 0.8
@@ -118,6 +125,8 @@ class FastNoteDecoder:
         self._rearm_n = max(1, round(params.rearm_s / hop_s))
         self._frame = 0
         self._prev_onset_p = 0.0
+        self._prev_rise = 0.0
+        self._prev_short: F32 = np.zeros(0, dtype=np.float32)
         self._last_onset = -(10**9)
         self._prev_key: F32 = np.zeros(N_KEYS, dtype=np.float32)
         self._last_struck: npt.NDArray[np.int64] = np.full(N_KEYS, -(10**9), dtype=np.int64)
@@ -132,7 +141,8 @@ class FastNoteDecoder:
         """Decision state as arrays (int64 counters, float32/64 per-key vectors)."""
         return {
             "counts": np.array([self._frame, self._last_onset, self._next_id], dtype=np.int64),
-            "prev_p": np.array([self._prev_onset_p], dtype=np.float64),
+            "prev_p": np.array([self._prev_onset_p, self._prev_rise], dtype=np.float64),
+            "prev_short": self._prev_short.copy(),
             "prev_key": self._prev_key.copy(),
             "last_struck": self._last_struck.copy(),
             "sounding": self._sounding.copy(),
@@ -142,7 +152,8 @@ class FastNoteDecoder:
 
     def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
         self._frame, self._last_onset, self._next_id = (int(v) for v in state["counts"])
-        self._prev_onset_p = float(state["prev_p"][0])
+        self._prev_onset_p, self._prev_rise = (float(v) for v in state["prev_p"])
+        self._prev_short = np.asarray(state["prev_short"], dtype=np.float32).copy()
         self._prev_key = np.asarray(state["prev_key"], dtype=np.float32).copy()
         self._last_struck = np.asarray(state["last_struck"], dtype=np.int64).copy()
         self._sounding = np.asarray(state["sounding"], dtype=np.int64).copy()
@@ -153,8 +164,26 @@ class FastNoteDecoder:
     def _end_s(self, frame: int) -> float:
         return (frame + 1) * self.hop_s - self.shift_s
 
-    def process(self, out: NetOutput, *, notes: bool) -> Decisions:
-        """Decide on the next hops' network outputs (``notes=False``: onsets only)."""
+    def process(self, out: NetOutput, short_bands: F32, *, notes: bool) -> Decisions:
+        """Decide on the next hops.
+
+        Parameters
+        ----------
+        out : NetOutput
+            The network's outputs for these hops.
+        short_bands : ndarray, shape (n_frames, n_short_bands), float32
+            The short frame's log bands (network inputs) of the same hops.
+        notes : bool
+            Decide notes too (``False``: onsets only).
+        """
+        rows = (
+            np.concatenate((self._prev_short[None, :], short_bands), axis=0)
+            if self._prev_short.size
+            else np.concatenate((short_bands[:1], short_bands), axis=0)
+        )
+        rise = np.maximum(np.diff(rows, axis=0), 0.0).sum(axis=1).tolist()
+        if short_bands.shape[0]:
+            self._prev_short = short_bands[-1].copy()
         p = self.p
         onsets: list[int] = []
         strengths: list[float] = []
@@ -167,10 +196,13 @@ class FastNoteDecoder:
             low = out.key_on < p.off_threshold
         for i, v in enumerate(out.onset.tolist()):
             t = self._frame
+            gate = max(rise[i], self._prev_rise)
+            self._prev_rise = rise[i]
             if (
                 v >= p.onset_threshold
                 and self._prev_onset_p < p.onset_threshold
                 and t - self._last_onset >= self._refr_n
+                and gate >= p.min_short_flux
             ):
                 onsets.append(t)
                 strengths.append(v)

@@ -46,9 +46,7 @@ N_KEYS = 88
 LOWEST_KEY_MIDI = 21
 MODEL_PATH = Path(__file__).parent / "models" / "notenet.npz"
 #: multiples of each key's fundamental where its harmonic pattern is read
-#: (sub-multiples tell a partial of a lower note from a fundamental; the semitone neighbours
-#: tell a peak from a broad band)
-PROBES = (0.2, 0.25, 1 / 3, 0.5, 2 ** (-1 / 12), 1.0, 2 ** (1 / 12), 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+PROBES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 KEY_TAPS = (0, 1, 3)
 _MAX_SHORT_FRAMES = 64
 
@@ -333,6 +331,9 @@ class NoteNet:
         self._proj_hist: F32 = np.zeros((2, 3 * h), dtype=np.float32)
         self._h1_hist: F32 = np.zeros((self._depth, h), dtype=np.float32)
         self._e_hist: F32 = np.zeros((self._kdepth, N_KEYS, len(weights.probes)), dtype=np.float32)
+        # start as if the stream had been silent (all-zero inputs), not from zero history,
+        # which the network never saw in training and can read as an onset
+        self.process(np.zeros((self._depth + 2, weights.spec.n_inputs), dtype=np.float32))
 
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
         """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1), ``e`` (3, 88, n_probes): float32."""

@@ -31,7 +31,7 @@ class RefinedParams:
     onset_threshold: float = 0.7
     note_threshold: float = 0.4
     note_rise: float = 0.15
-    orphan_threshold: float = 0.6
+    orphan_threshold: float = 0.8
     match_s: float = 0.035
     lookahead_s: float = 0.12
     off_threshold: float = 0.3

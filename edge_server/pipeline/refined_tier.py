@@ -13,10 +13,12 @@ decision is reconciled with the fast notes of the same onset:
 * a fast key with no partner: ``RETRACT``;
 * a refined key with no fast partner: a new ``ON`` (tier REFINED, its own id).
 
-Overflow policy: a session has at most ``max_pending`` windows in flight (~1.5 s of audio
-each). A window that would exceed it is skipped: no refined events for its span, the fast
-notes there stay unconfirmed (never retracted for lack of a decision), and the count is
-kept in :attr:`RefinedTier.windows_skipped`.
+Flow control: with ``max_pending - 1`` windows (~1.5 s of audio each) in flight,
+:meth:`RefinedTier.backlog` names the one to wait for, and the gRPC transport awaits it before
+reading the next chunk (a faster-than-real-time client is slowed by gRPC flow control).
+Overflow policy, for a driver that does not wait: a window beyond ``max_pending`` is skipped:
+no refined events for its span, the fast notes there stay unconfirmed (never retracted for
+lack of a decision), and the count is kept in :attr:`RefinedTier.windows_skipped`.
 """
 
 from __future__ import annotations
@@ -95,13 +97,25 @@ class RefinedTier:
             else:
                 self._fast_by_anchor.setdefault(anchor, []).append(n)
             self._velocity[n.note_id] = n.velocity
+        events = self._collect(block=False)
         for w, audio in self._stitcher.push(samples):
             if len(self._pending) >= self.max_pending:
                 self.windows_skipped += 1
                 self._pending.append((w, None))
             else:
                 self._pending.append((w, self._pool.submit(audio)))
-        return self._collect(block=False)
+        return events
+
+    def backlog(self) -> Future[tuple[F32, F32]] | None:
+        """The oldest window still running when ``max_pending - 1`` or more are in flight: a
+        transport awaits it before reading the stream's next chunk (backpressure: a client
+        sending faster than real time is slowed instead of losing refined windows)."""
+        if len(self._pending) < self.max_pending - 1:
+            return None
+        for _, fut in self._pending:
+            if fut is not None and not fut.done():
+                return fut
+        return None
 
     def finish(self) -> list[NoteEvent]:
         """End of stream: run the last partial windows and wait for everything (blocking;

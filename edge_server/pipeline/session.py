@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from ..dsp.analyzer import AnalysisBlock, AnalyzerConfig, StreamAnalyzer
 from .decode import decode_audio
@@ -313,6 +315,10 @@ class Session:
         self.notes_total += sum(e.action is NoteAction.ON for e in out)
         self._note_log.extend(out)
         return out
+
+    def refined_backlog(self) -> Future[Any] | None:
+        """A refined-tier window to wait for before the next chunk (see RefinedTier.backlog)."""
+        return None if self._refined is None else self._refined.backlog()
 
     def finish(self) -> tuple[NoteEvent, ...]:
         """End of stream: decide the refined tier's last window (blocks for up to a few model

@@ -143,6 +143,9 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                         capture_t_ns=chunk.capture_t_ns,
                     ),
                 )
+                backlog = s.refined_backlog()
+                if backlog is not None:  # flow control: the refined tier catches up first
+                    await asyncio.wrap_future(backlog)
                 for w in outcome.warnings:
                     metrics.chunk_rejected(w.kind.value.lower())
                     await self._write(context, warning_to_pb(w))

@@ -1,8 +1,8 @@
+from pathlib import Path
+
 import mir_eval
 import numpy as np
 import pytest
-
-from pathlib import Path
 
 from clients.analysis_client import ChunkResultEvent, Note, StreamSummaryEvent
 from clients.results import StreamResult

@@ -2,29 +2,44 @@ import numpy as np
 import pytest
 
 from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
-from tests.signals import clicks, piano_like, tone
+from tests.signals import clicks, piano_like, struck_string, tone
 
 TRUE_ONSETS = [0.5, 0.9, 1.25, 1.6, 2.2, 2.45, 3.0]
+PITCHES = [60, 64, 64, 67, 72, 55, 55]  # includes repeated notes
+SUPERFLUX = AnalyzerConfig(onset_method="superflux")
 
 
-def _onsets(x: np.ndarray, rate: int, chunk: int = 1024) -> np.ndarray:
-    an = StreamAnalyzer(input_rate_hz=rate, config=AnalyzerConfig())
+def _onsets(
+    x: np.ndarray, rate: int, chunk: int = 1024, config: AnalyzerConfig | None = None
+) -> np.ndarray:
+    an = StreamAnalyzer(input_rate_hz=rate, config=config or AnalyzerConfig())
     out = [an.process(x[i : i + chunk]).onset_times_s for i in range(0, len(x), chunk)]
     return np.concatenate(out)
 
 
 @pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
-def test_clicks_are_found_at_known_times(rate: int) -> None:
-    x = clicks(sample_rate_hz=rate, duration_s=3.5, onsets_s=TRUE_ONSETS)
+def test_struck_strings_are_found_at_known_times(rate: int) -> None:
+    x = struck_string(
+        sample_rate_hz=rate, duration_s=3.5, notes=list(zip(TRUE_ONSETS, PITCHES, strict=True))
+    )
     got = _onsets(x, rate)
     assert len(got) == len(TRUE_ONSETS)
     np.testing.assert_allclose(got, TRUE_ONSETS, atol=0.012)
 
 
-def test_piano_like_tones_including_a_repeated_note() -> None:
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_superflux_finds_clicks_at_known_times(rate: int) -> None:
+    x = clicks(sample_rate_hz=rate, duration_s=3.5, onsets_s=TRUE_ONSETS)
+    got = _onsets(x, rate, config=SUPERFLUX)
+    assert len(got) == len(TRUE_ONSETS)
+    np.testing.assert_allclose(got, TRUE_ONSETS, atol=0.012)
+
+
+@pytest.mark.parametrize("config", [AnalyzerConfig(), SUPERFLUX], ids=["net", "superflux"])
+def test_piano_like_tones_including_a_repeated_note(config: AnalyzerConfig) -> None:
     pitches = [261.6, 329.6, 329.6, 392.0, 523.3, 196.0, 196.0]
     x = piano_like(sample_rate_hz=44100, duration_s=3.5, onsets_s=TRUE_ONSETS, f0_hz=pitches)
-    got = _onsets(x, 44100)
+    got = _onsets(x, 44100, config=config)
     assert len(got) == len(TRUE_ONSETS)
     np.testing.assert_allclose(got, TRUE_ONSETS, atol=0.015)
 

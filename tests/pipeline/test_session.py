@@ -8,7 +8,7 @@ from edge_server.pipeline.manager import ManagerLimits, SessionManager
 from edge_server.pipeline.ports import NullMetrics
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import DEFAULT_ANALYSES, Encoding, make_settings
-from tests.signals import clicks
+from tests.signals import struck_string
 
 
 def _settings(sid: str = "s1"):  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ def _pcm(x: np.ndarray) -> bytes:
 
 def test_chunks_produce_onsets_and_features() -> None:
     s = _session()
-    x = clicks(sample_rate_hz=44100, duration_s=2.0, onsets_s=[0.5, 1.0, 1.5])
+    x = struck_string(sample_rate_hz=44100, duration_s=2.0, notes=[(0.5, 60), (1.0, 64), (1.5, 67)])
     onsets = []
     for seq, i in enumerate(range(0, len(x), 1024)):
         out = s.process_chunk(seq=seq, data=_pcm(x[i : i + 1024]), capture_t_ns=seq)

@@ -11,7 +11,7 @@ from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
 from edge_server.app import EdgeNode
-from tests.signals import clicks
+from tests.signals import struck_string
 
 ONSETS_S = [0.3, 0.6, 0.9]
 
@@ -33,8 +33,13 @@ def audio(seq: int, data: bytes, t_ns: int = 1) -> pb.AnalyzeRequest:
     return pb.AnalyzeRequest(audio=pb.AudioChunk(seq=seq, data=data, capture_t_ns=t_ns))
 
 
-def click_chunks(duration_s: float = 1.2, chunk: int = 1024) -> list[bytes]:
-    x = clicks(sample_rate_hz=44100, duration_s=duration_s, onsets_s=ONSETS_S)
+def note_chunks(duration_s: float = 1.2, chunk: int = 1024) -> list[bytes]:
+    """PCM16 chunks of three struck strings (C4, E4, G4) at ``ONSETS_S``."""
+    x = struck_string(
+        sample_rate_hz=44100,
+        duration_s=duration_s,
+        notes=list(zip(ONSETS_S, (60, 64, 67), strict=True)),
+    )
     pcm = (x * 32767).astype("<i2").tobytes()
     return [pcm[i : i + 2 * chunk] for i in range(0, len(pcm), 2 * chunk)]
 
@@ -60,7 +65,7 @@ async def expect_status(
 
 async def good_stream_works(node: EdgeNode) -> None:
     """A well-behaved session still gets correct results (other sessions unaffected)."""
-    reqs = [config()] + [audio(i, c) for i, c in enumerate(click_chunks())]
+    reqs = [config()] + [audio(i, c) for i, c in enumerate(note_chunks())]
     out = await run(node, reqs)
     onsets = [o.time_s for r in out if r.HasField("result") for o in r.result.onsets]
     np.testing.assert_allclose(onsets, ONSETS_S, atol=0.012)

@@ -14,17 +14,17 @@ from edge_server.app import EdgeNode
 from tests.transport.helpers import (
     ONSETS_S,
     audio,
-    click_chunks,
     config,
     expect_status,
     good_stream_works,
+    note_chunks,
     run,
     stub,
 )
 
 
 async def test_stream_returns_started_results_in_order_and_summary(node: EdgeNode) -> None:
-    chunks = click_chunks()
+    chunks = note_chunks()
     out = await run(
         node, [config(session_id="happy")] + [audio(i, c, 1000 + i) for i, c in enumerate(chunks)]
     )
@@ -46,7 +46,7 @@ async def test_stream_returns_started_results_in_order_and_summary(node: EdgeNod
 
 
 async def test_get_session_returns_what_was_produced(node: EdgeNode) -> None:
-    await run(node, [config(session_id="gs")] + [audio(i, c) for i, c in enumerate(click_chunks())])
+    await run(node, [config(session_id="gs")] + [audio(i, c) for i, c in enumerate(note_chunks())])
     ch, s = stub(node)
     async with ch:
         r = await s.GetSession(pb.GetSessionRequest(session_id="gs"))
@@ -116,7 +116,7 @@ async def test_bad_input_gets_status_naming_the_field(
 
 
 async def test_sequence_gaps_and_duplicates_are_reported_and_survived(node: EdgeNode) -> None:
-    chunks = click_chunks()
+    chunks = note_chunks()
     reqs = [config()]
     seqs = [0, 1, 1, 0, 5, 6, 7] + list(range(8, len(chunks) + 3))
     for seq, c in zip(seqs, chunks, strict=False):
@@ -169,7 +169,7 @@ async def test_client_cancel_mid_stream_releases_the_session(node: EdgeNode) -> 
         call = s.Analyze()
         await call.write(config(session_id="cancelme"))
         await call.read()
-        for i, c in enumerate(click_chunks()[:10]):
+        for i, c in enumerate(note_chunks()[:10]):
             await call.write(audio(i, c))
             await call.read()
         assert node.manager.active_count == 1

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 
 from edge_server.app import EdgeNode
-from tests.signals import clicks
+from tests.signals import struck_string
 
 SPEC = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
 # OpenAPI 3.1 schemas are JSON Schema 2020-12: resolve "#/components/..." inside the spec
@@ -37,7 +37,7 @@ def test_the_spec_is_valid_openapi() -> None:
 
 
 def _clip() -> tuple[str, np.ndarray]:
-    x = clicks(sample_rate_hz=44100, duration_s=1.5, onsets_s=[0.3, 0.8, 1.2])
+    x = struck_string(sample_rate_hz=44100, duration_s=1.5, notes=[(0.3, 60), (0.8, 64), (1.2, 67)])
     return base64.b64encode((x * 32767).astype("<i2").tobytes()).decode(), x
 
 

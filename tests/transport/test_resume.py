@@ -15,10 +15,10 @@ from clients.wav import read_wav
 from edge_server.app import EdgeNode
 from tests.transport.helpers import (
     audio,
-    click_chunks,
     config,
     expect_status,
     good_stream_works,
+    note_chunks,
     run,
     stub,
 )
@@ -36,7 +36,7 @@ async def _first_part(node: EdgeNode, sid: str, n: int) -> list[pb.AnalyzeRespon
     """Stream ``n`` chunks, read their results, then drop the connection (no half-close)."""
     ch, s = stub(node)
     out: list[pb.AnalyzeResponse] = []
-    chunks = click_chunks()
+    chunks = note_chunks()
     async with ch:
         call = s.Analyze()
         await call.write(config(session_id=sid))
@@ -53,7 +53,7 @@ async def _first_part(node: EdgeNode, sid: str, n: int) -> list[pb.AnalyzeRespon
 
 
 async def test_resume_continues_with_no_result_missing_or_repeated(node: EdgeNode) -> None:
-    chunks = click_chunks()
+    chunks = note_chunks()
     whole = await run(node, [config()] + [audio(i, c) for i, c in enumerate(chunks)])
     ref = {r.result.seq: r.result for r in whole if r.HasField("result")}
 
@@ -78,7 +78,7 @@ async def test_resume_continues_with_no_result_missing_or_repeated(node: EdgeNod
 
 
 async def test_resume_replays_stored_results_the_client_missed(node: EdgeNode) -> None:
-    chunks = click_chunks()
+    chunks = note_chunks()
     await _first_part(node, "res-2", 20)  # snapshot at 15
     out = await run(
         node, [resume_config("res-2", last=9)] + [audio(i, chunks[i]) for i in range(16, 25)]
@@ -109,7 +109,7 @@ async def test_resume_bad_input_gets_clear_errors(node: EdgeNode) -> None:
 
 
 async def test_a_resume_supersedes_the_stream_still_open(node: EdgeNode) -> None:
-    chunks = click_chunks()
+    chunks = note_chunks()
     ch, s = stub(node)
     async with ch:
         old = s.Analyze()
