@@ -14,7 +14,7 @@ from edge_server.app import EdgeNode
 from tests.conftest import CORPUS, corpus_public
 
 pytestmark = pytest.mark.corpus
-REFINED_FLOOR_CLEAN = 0.80
+REFINED_FLOOR_CLEAN = 0.87
 REFINED_FLOOR_NOISY = 0.75
 FAST_FLOOR_CLEAN = 0.20
 
