@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from edge_server.dsp.analyzer import AnalyzerConfig
 from edge_server.pipeline.events import NoteEvent
+from edge_server.pipeline.records import note_row
 from edge_server.pipeline.refined_tier import RefinedPool
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import DEFAULT_ANALYSES, AnalysisKind, Encoding, make_settings
@@ -51,16 +52,7 @@ def analyze_inprocess(
 
 
 def _note(n: NoteEvent) -> Note:
-    return Note(
-        n.note_id,
-        n.tier.value,
-        n.action.value,
-        n.midi_pitch,
-        n.onset_s,
-        n.offset_s,
-        n.velocity,
-        n.confidence,
-    )
+    return Note(*note_row(n))
 
 
 def _run(session: Session, audio: Audio, options: StreamOptions) -> Iterator[StreamEvent]:

@@ -132,11 +132,6 @@ class WindowStitcher:
         #: stream frame of the first posterior this stitcher produces
         self.first_frame = w0 * step_frames
 
-    @property
-    def latency_s(self) -> float:
-        """Worst-case time from a sample to its posterior frame, s (one window)."""
-        return WINDOW_SAMPLES / SAMPLE_RATE_HZ
-
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
         return {
             "buf": self._buf.copy(),

@@ -130,23 +130,25 @@ class FastNoteDecoder:
         self._last_onset = -(10**9)
         self._prev_key: F32 = np.zeros(N_KEYS, dtype=np.float32)
         self._last_struck: npt.NDArray[np.int64] = np.full(N_KEYS, -(10**9), dtype=np.int64)
-        self._sounding: npt.NDArray[np.int64] = np.full(N_KEYS, -1, dtype=np.int64)  # note id
-        self._sounding_onset: npt.NDArray[np.float64] = np.zeros(N_KEYS, dtype=np.float64)
         self._below: list[int] = [0] * N_KEYS
-        self._open: dict[int, int] = {}  # sounding key -> note id, in strike order
-        self._ended: list[int] = []
+        self._open: dict[int, tuple[int, float]] = {}  # sounding key -> (note id, onset_s)
         self._next_id = 1
 
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
-        """Decision state as arrays (int64 counters, float32/64 per-key vectors)."""
+        """Decision state as arrays (int64 counters, float32/64 per-key vectors; ``sounding``
+        holds each sounding key's note id, -1 for the others)."""
+        sounding = np.full(N_KEYS, -1, dtype=np.int64)
+        sounding_onset = np.zeros(N_KEYS, dtype=np.float64)
+        for k, (nid, onset_s) in self._open.items():
+            sounding[k], sounding_onset[k] = nid, onset_s
         return {
             "counts": np.array([self._frame, self._last_onset, self._next_id], dtype=np.int64),
             "prev_p": np.array([self._prev_onset_p, self._prev_rise], dtype=np.float64),
             "prev_short": self._prev_short.copy(),
             "prev_key": self._prev_key.copy(),
             "last_struck": self._last_struck.copy(),
-            "sounding": self._sounding.copy(),
-            "sounding_onset": self._sounding_onset.copy(),
+            "sounding": sounding,
+            "sounding_onset": sounding_onset,
             "below": np.asarray(self._below, dtype=np.int64),
         }
 
@@ -156,10 +158,12 @@ class FastNoteDecoder:
         self._prev_short = np.asarray(state["prev_short"], dtype=np.float32).copy()
         self._prev_key = np.asarray(state["prev_key"], dtype=np.float32).copy()
         self._last_struck = np.asarray(state["last_struck"], dtype=np.int64).copy()
-        self._sounding = np.asarray(state["sounding"], dtype=np.int64).copy()
-        self._sounding_onset = np.asarray(state["sounding_onset"], dtype=np.float64).copy()
+        sounding = np.asarray(state["sounding"], dtype=np.int64)
+        onsets = np.asarray(state["sounding_onset"], dtype=np.float64)
         self._below = [int(v) for v in state["below"]]
-        self._open = {int(k): int(self._sounding[k]) for k in np.flatnonzero(self._sounding >= 0)}
+        self._open = {
+            int(k): (int(sounding[k]), float(onsets[k])) for k in np.flatnonzero(sounding >= 0)
+        }
 
     def _end_s(self, frame: int) -> float:
         return (frame + 1) * self.hop_s - self.shift_s
@@ -209,7 +213,7 @@ class FastNoteDecoder:
                 self._last_onset = t
             self._prev_onset_p = v
             if notes:
-                self._ends_at(t, low[i], ons, offs)
+                self._ends_at(t, low[i], offs)
                 if hot[i]:
                     prev = out.key_onset[i - 1] if i else self._prev_key
                     self._strikes_at(t, out, i, prev, ons, offs)
@@ -223,30 +227,20 @@ class FastNoteDecoder:
             note_offs=offs,
         )
 
-    def _ends_at(
-        self, t: int, low: npt.NDArray[np.bool_], ons: list[NoteOn], offs: list[NoteOff]
-    ) -> None:
+    def _ends_at(self, t: int, low: npt.NDArray[np.bool_], offs: list[NoteOff]) -> None:
         """Count hops below ``off_threshold`` for the sounding keys; end the long-quiet ones."""
         for k in sorted(self._open):  # key order: the same after a restore
-            nid = self._open[k]
             if low[k]:
                 self._below[k] += 1
                 if self._below[k] >= self.p.off_frames:
-                    self._end(k, nid, t, offs)
+                    self._end(k, t, offs)
             else:
                 self._below[k] = 0
-        if self._ended:
-            for k in self._ended:
-                del self._open[k]
-            self._ended.clear()
 
-    def _end(self, k: int, nid: int, t: int, offs: list[NoteOff]) -> None:
-        offs.append(
-            NoteOff(nid, k + LOWEST_KEY_MIDI, float(self._sounding_onset[k]), self._end_s(t))
-        )
-        self._sounding[k] = -1
+    def _end(self, k: int, t: int, offs: list[NoteOff]) -> None:
+        nid, onset_s = self._open.pop(k)
+        offs.append(NoteOff(nid, k + LOWEST_KEY_MIDI, onset_s, self._end_s(t)))
         self._below[k] = 0
-        self._ended.append(k)
 
     def _strikes_at(
         self, t: int, out: NetOutput, i: int, prev: F32, ons: list[NoteOn], offs: list[NoteOff]
@@ -268,14 +262,10 @@ class FastNoteDecoder:
         )
         vel = float(out.velocity[i])
         for k in np.flatnonzero(rising).tolist():
-            old = self._open.pop(k, None)
-            if old is not None:  # a re-struck key ends its previous note
-                self._end(k, old, t, offs)
-                self._ended.clear()
+            if k in self._open:  # a re-struck key ends its previous note
+                self._end(k, t, offs)
             nid = self._next_id
             self._next_id += 1
             ons.append(NoteOn(nid, k + LOWEST_KEY_MIDI, onset_s, end_s, vel, float(q[k])))
             self._last_struck[k] = t
-            self._sounding[k] = nid
-            self._sounding_onset[k] = onset_s
-            self._open[k] = nid
+            self._open[k] = (nid, onset_s)

@@ -57,7 +57,9 @@ def _features_obj(f: Features) -> dict[str, Any]:
     }
 
 
-def _note_row(n: NoteEvent) -> list[Any]:
+def note_row(n: NoteEvent) -> list[Any]:
+    """A note event as a row: id, tier, action, pitch, onset, offset, velocity, confidence
+    (the field order of ``clients.analysis_client.Note`` too)."""
     return [
         n.note_id,
         n.tier.value,
@@ -95,7 +97,7 @@ def encode_chunk(a: ChunkAnalysis) -> tuple[bytes, tuple[OutRecord, ...]]:
         "onsets": [[o.time_s, o.strength, o.detected_at_s] for o in a.onsets],
     }
     if a.notes:
-        ev["notes"] = [_note_row(n) for n in a.notes]
+        ev["notes"] = [note_row(n) for n in a.notes]
     events = _dumps(ev)
     records = [OutRecord("events", PRIORITY_EVENTS, a.seq, events)]
     features = b"null"
@@ -148,7 +150,7 @@ def summary_record(s: SessionSummary, *, seq: int) -> OutRecord:
         "stream_time_s": s.stream_time_s,
     }
     if s.final_notes:
-        obj["notes_final"] = [_note_row(n) for n in s.final_notes]
+        obj["notes_final"] = [note_row(n) for n in s.final_notes]
     return OutRecord("summary", PRIORITY_SUMMARY, seq, _dumps(obj))
 
 

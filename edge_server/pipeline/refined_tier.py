@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..dsp.basicpitch import N_KEYS, Posteriors, WindowStitcher, run_windows
-from ..dsp.fastnotes import NoteOff, NoteOn
-from ..dsp.refined import RefinedDecoder, RefinedNote, RefinedOff
+from ..dsp.fastnotes import NoteOn
+from ..dsp.refined import FRAME_S, RefinedDecoder, RefinedNote, RefinedOff
 from .events import NoteAction, NoteEvent, NoteTier
 
 F32 = npt.NDArray[np.float32]
@@ -72,19 +72,11 @@ class RefinedTier:
         self._next_refined_id = REFINED_ID_BASE
         self._skipped_until_s = -1.0
 
-    @property
-    def latency_s(self) -> float:
-        return self._stitcher.latency_s
-
     def add(
-        self,
-        samples: F32,
-        onsets_s: list[float],
-        fast_ons: tuple[NoteOn, ...],
-        fast_offs: tuple[NoteOff, ...],
+        self, samples: F32, onsets_s: list[float], fast_ons: tuple[NoteOn, ...]
     ) -> list[NoteEvent]:
-        """Feed one block; return the refined events decided so far (non-blocking)."""
-        del fast_offs  # the refined tier decides its own note ends
+        """Feed one block (its audio, onsets and fast note starts; the refined tier decides
+        its own note ends); return the refined events decided so far (non-blocking)."""
         for t in onsets_s:
             a = self._next_anchor
             self._next_anchor += 1
@@ -143,7 +135,7 @@ class RefinedTier:
                 post = Posteriors(
                     w * k, np.zeros((k, N_KEYS), np.float32), np.zeros((k, N_KEYS), np.float32)
                 )
-                self._skipped_until_s = (w + 1) * k * 256 / 22_050
+                self._skipped_until_s = (w + 1) * k * FRAME_S
             else:
                 note, onset = fut.result()
                 post = self._stitcher.stitch(w, note[0], onset[0])

@@ -79,7 +79,7 @@ class Session:
         )
         self._refined_pool = refined_pool if want_refined else None
         self._refined: RefinedTier | None = (
-            RefinedTier(pool=refined_pool) if want_refined and refined_pool is not None else None
+            None if self._refined_pool is None else RefinedTier(pool=self._refined_pool)
         )
         self.notes_total = 0
         self._final_notes: tuple[NoteEvent, ...] = ()
@@ -308,13 +308,14 @@ class Session:
         fast.sort(key=lambda e: (e.offset_s or e.onset_s, e.action is NoteAction.ON))
         refined: list[NoteEvent] = []
         if self._refined is not None:
-            refined = self._refined.add(
-                block.samples, block.onset_times_s.tolist(), block.note_ons, block.note_offs
-            )
-        out = (*fast, *refined)
-        self.notes_total += sum(e.action is NoteAction.ON for e in out)
-        self._note_log.extend(out)
-        return out
+            refined = self._refined.add(block.samples, block.onset_times_s.tolist(), block.note_ons)
+        return self._record((*fast, *refined))
+
+    def _record(self, events: tuple[NoteEvent, ...]) -> tuple[NoteEvent, ...]:
+        """Count the new notes and keep the events for GetSession."""
+        self.notes_total += sum(e.action is NoteAction.ON for e in events)
+        self._note_log.extend(events)
+        return events
 
     def refined_backlog(self) -> Future[Any] | None:
         """A refined-tier window to wait for before the next chunk (see RefinedTier.backlog)."""
@@ -325,11 +326,8 @@ class Session:
         runs; call off the event loop). The events also go into :meth:`summary`."""
         if self._refined is None or self._analyzer is None:
             return ()
-        events = tuple(self._refined.finish())
-        self.notes_total += sum(e.action is NoteAction.ON for e in events)
-        self._note_log.extend(events)
-        self._final_notes = events
-        return events
+        self._final_notes = self._record(tuple(self._refined.finish()))
+        return self._final_notes
 
     def onset_log(self) -> tuple[list[Onset], int]:
         """Retained onsets and how many older ones were dropped from the log."""

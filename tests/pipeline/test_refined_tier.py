@@ -61,7 +61,7 @@ def test_confirm_correct_retract_and_refined_only_notes() -> None:
         t0, t1 = i / RATE, (i + hop) / RATE
         onsets = [t for t in fast if t0 <= t < t1]
         ons = tuple(n for t in onsets for n in fast[t])
-        events += tier.add(audio[i : i + hop], onsets, ons, ())
+        events += tier.add(audio[i : i + hop], onsets, ons)
     events += tier.finish()
     by = {(e.action, e.note_id): e for e in events}
     assert all(e.tier is NoteTier.REFINED for e in events)
@@ -96,7 +96,7 @@ def test_overflow_skips_windows_without_retracting() -> None:
     pool = SlowPool()
     tier = RefinedTier(pool=pool, max_pending=1)  # type: ignore[arg-type]
     events = tier.add(
-        np.zeros(int(6 * RATE), np.float32), [0.5, 1.0], (_on(1, 60, 0.5), _on(2, 72, 1.0)), ()
+        np.zeros(int(6 * RATE), np.float32), [0.5, 1.0], (_on(1, 60, 0.5), _on(2, 72, 1.0))
     )
     assert events == [] and tier.windows_skipped >= 2
     pool.immediate = True
