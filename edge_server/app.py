@@ -18,6 +18,7 @@ from router.registry import open_registry
 
 from .config import ServerConfig
 from .metrics import PrometheusMetrics
+from .pipeline.batcher import ChunkBatcher
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
 from .pipeline.refined_tier import RefinedPool
@@ -75,7 +76,9 @@ class EdgeNode:
         self.refined_pool: RefinedPool | None = None
         if config.refined_workers > 0:
             self.refined_pool = RefinedPool(workers=config.refined_workers)
+        self.batcher = ChunkBatcher(config.batcher)
         self.manager = SessionManager(
+            load=self.batcher,
             refined_pool=self.refined_pool,
             analyzer_config=config.analyzer,
             session_limits=config.session,
@@ -111,8 +114,10 @@ class EdgeNode:
         self.service = service = AudioAnalysisService(
             manager=self.manager,
             offloader=self.offloader,
+            batcher=self.batcher,
             node_id=config.node_id,
             write_stall_timeout_s=config.write_stall_timeout_s,
+            credit_chunks=config.credit_chunks,
         )
         self.grpc = GrpcEndpoint(service=service, host=config.host, port=config.grpc_port)
         self.gateway = WebRtcGateway(
@@ -257,6 +262,7 @@ class EdgeNode:
             await _bounded(self.forwarder.stop(), 5.0, "forwarder stop")
         await _bounded(self.store.close(), 5.0, "session store close")
         self.offloader.shutdown()
+        self.batcher.shutdown()
         if self.refined_pool is not None:
             self.refined_pool.shutdown()
 

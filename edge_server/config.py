@@ -12,6 +12,7 @@ from typing import Any
 from .dsp.analyzer import AnalyzerConfig
 from .dsp.fastnotes import DecisionParams
 from .dsp.onset import OnsetParams
+from .pipeline.batcher import BatcherSettings
 from .pipeline.manager import ManagerLimits
 from .pipeline.session import SessionLimits
 
@@ -87,6 +88,11 @@ class ServerConfig:
     webrtc_max_peers: int = 200
     #: packets aiortc's receive jitter buffer holds before releasing audio (aiortc default 4)
     webrtc_jitter_prefetch_packets: int = 1
+    #: serving processes sharing the gRPC port (SO_REUSEPORT); 1: this process only
+    workers: int = 1
+    #: chunks a client may have unanswered (StreamStarted.credit_chunks)
+    credit_chunks: int = 4
+    batcher: BatcherSettings = field(default_factory=BatcherSettings)
     manager: ManagerLimits = field(default_factory=ManagerLimits)
     session: SessionLimits = field(default_factory=SessionLimits)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
@@ -96,6 +102,7 @@ class ServerConfig:
 
 
 _NESTED: dict[str, type[Any]] = {
+    "batcher": BatcherSettings,
     "manager": ManagerLimits,
     "session": SessionLimits,
     "analyzer": AnalyzerConfig,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -12,9 +13,10 @@ import numpy.typing as npt
 from .fastnotes import DecisionParams, FastNoteDecoder, NoteOff, NoteOn
 from .features import rms_db, spectral_centroid_hz
 from .fft import frames_rfft
-from .notenet import NoteNet, load_weights, net_inputs
-from .onset import OnsetDetector, OnsetParams
-from .resample import StreamingResampler
+from .notenet import NetOutput, NoteNet, load_weights, net_inputs
+from .notenet import process_many as net_many
+from .onset import OnsetDetector, OnsetParams, superflux_many
+from .resample import StreamingResampler, process_many
 from .ringbuffer import FrameRing
 
 F32 = npt.NDArray[np.float32]
@@ -137,8 +139,6 @@ class StreamAnalyzer:
             hop_samples=c.hop_samples,
             max_write_samples=c.max_block_samples,
         )
-        self._window = _hann(c.frame_samples)
-        self._max_frames = c.max_block_samples // c.hop_samples + 1
         weights = load_weights()
         spec = weights.spec
         if (spec.sample_rate_hz, spec.frame_samples) != (c.analysis_rate_hz, c.frame_samples):
@@ -155,7 +155,6 @@ class StreamAnalyzer:
         self._decoder = FastNoteDecoder(
             hop_s=c.hop_s, time_shift_s=self.delay_s, params=c.decisions
         )
-        self._bin_hz = _bin_hz(c.frame_samples, c.analysis_rate_hz)
         self.input_rate_hz = input_rate_hz
         self.samples_in = 0
         self.frames_done = 0
@@ -226,14 +225,7 @@ class StreamAnalyzer:
         AnalysisBlock
             Onsets and features of every hop completed by these samples.
         """
-        self.samples_in += int(samples.shape[0])
-        y = self._resampler.process(samples)
-        parts: list[AnalysisBlock] = []
-        first_frame = self.frames_done
-        step = self.config.max_block_samples
-        for start in range(0, max(int(y.shape[0]), 1), step):
-            parts.append(self._block(y[start : start + step]))
-        return _concat(parts, self._frame_centre_s(first_frame))
+        return analyze_many([self], [samples])[0]
 
     def _frame_end_s(self, frame: int) -> float:
         return (frame + 1) * self.config.hop_samples / self.config.analysis_rate_hz - self.delay_s
@@ -241,24 +233,22 @@ class StreamAnalyzer:
     def _frame_centre_s(self, frame: int) -> float:
         return self._frame_end_s(frame) - 0.5 * self.config.frame_s
 
-    def _block(self, y: F32) -> AnalysisBlock:
-        c = self.config
+    def _take_frames(self, y: F32) -> tuple[F32, int]:
+        """Buffer ``y`` and return the hops it completes and the index of the first."""
         self._ring.write(y)
         frames = self._ring.take_frames()
-        n = int(frames.shape[0])
         first = self.frames_done
-        self.frames_done += n
-        if n == 0:
-            return _empty(self._frame_centre_s(first), y)
-        fft = frames_rfft(frame_samples=c.frame_samples, max_frames=self._max_frames)
-        mag = fft.magnitudes(frames, self._window)
-        centroid = spectral_centroid_hz(mag, self._bin_hz)
-        x, long_bands = net_inputs(frames, mag, self._spec)
+        self.frames_done += int(frames.shape[0])
+        return frames, first
+
+    def _block(self, y: F32, first: int, *, frames: F32, x: F32, odf: F32,
+               out: NetOutput, rms: F32, centroid: F32) -> AnalysisBlock:  # fmt: skip
+        """Decisions on one stream's hops, from the batched front end's rows for it."""
+        c = self.config
         superflux = c.onset_method == "superflux"
-        ob = self._onset.process(long_bands, pick=superflux)
-        x[:, -1] = ob.odf
-        out = self._net.process(x, keys=self.notes)
-        dec = self._decoder.process(out, x[:, long_bands.shape[1] : -1], notes=self.notes)
+        ob = self._onset.pick(odf, pick=superflux)
+        n_long = self._onset.n_bands
+        dec = self._decoder.process(out, x[:, n_long:-1], notes=self.notes)
         if superflux:
             onset_frames, strengths, offset_s = ob.onset_frames, ob.strengths, c.onset.time_offset_s
         else:
@@ -272,13 +262,128 @@ class StreamAnalyzer:
             onset_strengths=strengths,
             onset_detected_at_s=ends,
             first_frame_time_s=self._frame_centre_s(first),
-            rms_db=rms_db(frames),
+            rms_db=rms,
             centroid_hz=centroid,
-            flux=ob.odf,
+            flux=odf,
             note_ons=tuple(dec.note_ons),
             note_offs=tuple(dec.note_offs),
             samples=y,
         )
+
+
+def analyze_many(
+    analyzers: Sequence[StreamAnalyzer], samples: Sequence[F32]
+) -> list[AnalysisBlock]:
+    """Analyse the next samples of several streams in one batched pass.
+
+    The streams' hops share one FFT call per frame length, one filterbank product, one
+    network pass per group of streams with the same hop count, and so on. Each stream's result
+    is its own :meth:`StreamAnalyzer.process` result (up to float rounding of the larger
+    products).
+
+    Parameters
+    ----------
+    analyzers : sequence of StreamAnalyzer
+        One per stream, distinct, all with the same config.
+    samples : sequence of ndarray, shape (n_i,), float32
+        Each stream's next mono samples at its ``input_rate_hz``, in ``[-1, 1]``, finite.
+
+    Returns
+    -------
+    list of AnalysisBlock
+        One per stream, in order.
+    """
+    if not analyzers:
+        return []
+    ys = process_many([a._resampler for a in analyzers], samples)
+    step = analyzers[0].config.max_block_samples
+    pieces: list[list[F32]] = []
+    starts = []
+    for a, x, y in zip(analyzers, samples, ys, strict=True):
+        a.samples_in += int(x.shape[0])
+        starts.append(a.frames_done)
+        pieces.append([y[i : i + step] for i in range(0, max(int(y.shape[0]), 1), step)])
+    parts: list[list[AnalysisBlock]] = [[] for _ in analyzers]
+    for r in range(max(len(p) for p in pieces)):  # > 1 only for chunks over max_block_samples
+        idx = [i for i, p in enumerate(pieces) if r < len(p)]
+        done = _blocks([analyzers[i] for i in idx], [pieces[i][r] for i in idx])
+        for i, blk in zip(idx, done, strict=True):
+            parts[i].append(blk)
+    return [
+        _concat(p, a._frame_centre_s(f0)) for a, p, f0 in zip(analyzers, parts, starts, strict=True)
+    ]
+
+
+_MAX_FFT_FRAMES = 256
+
+
+def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBlock]:
+    """One block of analysis-rate samples per stream (each at most ``max_block_samples``)."""
+    c = analyzers[0].config
+    spec = analyzers[0]._spec
+    taken = [a._take_frames(y) for a, y in zip(analyzers, ys, strict=True)]
+    counts = [int(f.shape[0]) for f, _ in taken]
+    total = sum(counts)
+    if total == 0:
+        return [
+            _empty(a._frame_centre_s(first), y)
+            for a, (_, first), y in zip(analyzers, taken, ys, strict=True)
+        ]
+    frames = taken[0][0] if len(taken) == 1 else np.concatenate([f for f, _ in taken])
+    mag = _magnitudes(frames, _hann(c.frame_samples))
+    centroid = spectral_centroid_hz(mag, _bin_hz(c.frame_samples, c.analysis_rate_hz))
+    x, long_bands = net_inputs(frames, mag, spec)
+    rms = rms_db(frames)
+    offs = np.cumsum([0, *counts[:-1]])
+    odf = np.zeros(total, dtype=np.float32)
+    outs: list[NetOutput | None] = [None] * len(analyzers)
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for i, (a, n) in enumerate(zip(analyzers, counts, strict=True)):
+        if n:
+            groups.setdefault((n, a.notes), []).append(i)
+    for (n, notes), members in groups.items():
+        rows = offs[members][:, None] + np.arange(n)[None, :]  # (streams, n) row indices
+        g_odf = superflux_many([analyzers[i]._onset for i in members], long_bands[rows])
+        odf[rows] = g_odf
+        x[rows, -1] = g_odf
+        g_out = net_many([analyzers[i]._net for i in members], x[rows], keys=notes)
+        for i, g in zip(members, g_out, strict=True):
+            outs[i] = g
+    blocks = []
+    for i, (a, (f, first), y) in enumerate(zip(analyzers, taken, ys, strict=True)):
+        o, n = int(offs[i]), counts[i]
+        out = outs[i]
+        if out is None:
+            blocks.append(_empty(a._frame_centre_s(first), y))
+            continue
+        sl = slice(o, o + n)
+        blocks.append(
+            a._block(
+                y,
+                first,
+                frames=f,
+                x=x[sl],
+                odf=odf[sl],
+                out=out,
+                rms=rms[sl],
+                centroid=centroid[sl],
+            )
+        )
+    return blocks
+
+
+def _magnitudes(frames: F32, window: F32) -> F32:
+    """``|rfft(frames * window)|`` in FFTW calls of up to ``_MAX_FFT_FRAMES`` frames."""
+    n, size = int(frames.shape[0]), int(frames.shape[1])
+    fft = frames_rfft(frame_samples=size, max_frames=_MAX_FFT_FRAMES)
+    if n <= _MAX_FFT_FRAMES:
+        return fft.magnitudes(frames, window)
+    return np.concatenate(
+        [
+            fft.magnitudes(frames[i : i + _MAX_FFT_FRAMES], window).copy()
+            for i in range(0, n, _MAX_FFT_FRAMES)
+        ]
+    )
 
 
 @lru_cache(maxsize=8)

@@ -30,6 +30,7 @@ harmonic patterns, so output for frame t is the same whatever the chunking.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -370,40 +371,83 @@ class NoteNet:
         -------
         NetOutput
         """
-        w = self.w
-        h = w.n_h1
-        n = x.shape[0]
-        xn = (x - w.mean) * w.inv_std
-        proj = np.concatenate((self._proj_hist, xn @ w.a_cat), axis=0)  # (2 + n, 3h)
-        # h1_t = A0 x_t + A1 x_{t-1} + A2 x_{t-2}: row t+2 holds A*x_t
-        h1 = proj[2:, :h] + proj[1:-1, h : 2 * h] + proj[:-2, 2 * h :] + w.a_bias
-        np.maximum(h1, 0.0, out=h1)
-        self._proj_hist = proj[-2:].copy()
-        hist = np.concatenate((self._h1_hist, h1), axis=0)  # row t + depth = frame t
-        d0 = self._depth
-        taps = np.concatenate([hist[d0 - d : d0 - d + n] for d in w.taps], axis=1)
-        h2 = taps @ w.b + w.b_bias
-        np.maximum(h2, 0.0, out=h2)
-        self._h1_hist = hist[-d0:].copy()
-        y = _sigmoid(h2 @ w.c + w.c_bias)
-        if not keys:  # onsets only: the harmonic history is not kept
-            z = np.zeros((n, N_KEYS), dtype=np.float32)
-            return NetOutput(onset=y[:, 0], key_onset=z, key_on=z, velocity=y[:, 1])
-        e = harmonic_patterns(x[:, : w.n_long], w.lo, w.hi, w.w)
-        e -= w.h_mean
-        e *= w.h_inv_std
-        ehist = np.concatenate((self._e_hist, e), axis=0)
-        k0 = self._kdepth
-        self._e_hist = ehist[-k0:].copy()
-        g = h2 @ w.g + w.g_bias
-        np.maximum(g, 0.0, out=g)
-        feats = np.concatenate(
-            [ehist[k0 - d : k0 - d + n] for d in KEY_TAPS], axis=2
-        )  # (n, 88, 3p)
-        zk = feats.reshape(n * N_KEYS, -1) @ w.k1_h  # (n*88, n_z)
-        zk = zk.reshape(n, N_KEYS, -1)
-        zk += (g @ w.k1_g)[:, None, :]
-        zk += w.key_bias
-        np.maximum(zk, 0.0, out=zk)
-        yk = _sigmoid(zk.reshape(n * N_KEYS, -1) @ w.k2 + w.k2_bias).reshape(n, N_KEYS, 2)
-        return NetOutput(onset=y[:, 0], key_onset=yk[:, :, 0], key_on=yk[:, :, 1], velocity=y[:, 1])
+        return process_many([self], x[None], keys=keys)[0]
+
+
+def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> list[NetOutput]:
+    """Run the next frames of several streams in one pass (same weights, same frame count).
+
+    Each stream's result equals its own :meth:`NoteNet.process` (up to float rounding of the
+    larger matrix products); the histories are updated the same way.
+
+    Parameters
+    ----------
+    nets : sequence of NoteNet
+        One per stream, all with the same weights.
+    x : ndarray, shape (n_streams, n_frames, n_inputs), float32
+        :func:`net_inputs` of each stream's consecutive hops.
+    keys : bool
+        As for :meth:`NoteNet.process`, for every stream.
+
+    Returns
+    -------
+    list of NetOutput
+        One per stream (views into shared arrays).
+    """
+    w = nets[0].w
+    h = w.n_h1
+    bn, n = x.shape[0], x.shape[1]
+    rows = bn * n
+    xn = (x - w.mean) * w.inv_std
+    proj = np.concatenate(
+        (_stack([q._proj_hist for q in nets]), (xn.reshape(rows, -1) @ w.a_cat).reshape(bn, n, -1)),
+        axis=1,
+    )  # (streams, 2 + n, 3h)
+    # h1_t = A0 x_t + A1 x_{t-1} + A2 x_{t-2}: row t+2 holds A*x_t
+    h1 = proj[:, 2:, :h] + proj[:, 1:-1, h : 2 * h] + proj[:, :-2, 2 * h :] + w.a_bias
+    np.maximum(h1, 0.0, out=h1)
+    d0 = nets[0]._depth
+    hist = np.concatenate((_stack([q._h1_hist for q in nets]), h1), axis=1)  # row t + d0 = t
+    taps = np.concatenate([hist[:, d0 - d : d0 - d + n] for d in w.taps], axis=2)
+    h2 = taps.reshape(rows, -1) @ w.b + w.b_bias
+    np.maximum(h2, 0.0, out=h2)
+    for b, q in enumerate(nets):
+        q._proj_hist = proj[b, -2:].copy()
+        q._h1_hist = hist[b, -d0:].copy()
+    y = _sigmoid(h2 @ w.c + w.c_bias).reshape(bn, n, 2)
+    if not keys:  # onsets only: the harmonic history is not kept
+        z = np.zeros((n, N_KEYS), dtype=np.float32)
+        return [
+            NetOutput(onset=y[b, :, 0], key_onset=z, key_on=z, velocity=y[b, :, 1])
+            for b in range(bn)
+        ]
+    e = harmonic_patterns(x[:, :, : w.n_long].reshape(rows, -1), w.lo, w.hi, w.w)
+    e -= w.h_mean
+    e *= w.h_inv_std
+    k0 = nets[0]._kdepth
+    ehist = np.concatenate(
+        (_stack([q._e_hist for q in nets]), e.reshape(bn, n, N_KEYS, -1)), axis=1
+    )
+    for b, q in enumerate(nets):
+        q._e_hist = ehist[b, -k0:].copy()
+    g = h2 @ w.g + w.g_bias
+    np.maximum(g, 0.0, out=g)
+    feats = np.concatenate(
+        [ehist[:, k0 - d : k0 - d + n] for d in KEY_TAPS], axis=3
+    )  # (streams, n, 88, 3p)
+    zk = feats.reshape(rows * N_KEYS, -1) @ w.k1_h  # (rows*88, n_z)
+    zk = zk.reshape(rows, N_KEYS, -1)
+    zk += (g @ w.k1_g)[:, None, :]
+    zk += w.key_bias
+    np.maximum(zk, 0.0, out=zk)
+    yk = _sigmoid(zk.reshape(rows * N_KEYS, -1) @ w.k2 + w.k2_bias).reshape(bn, n, N_KEYS, 2)
+    return [
+        NetOutput(
+            onset=y[b, :, 0], key_onset=yk[b, :, :, 0], key_on=yk[b, :, :, 1], velocity=y[b, :, 1]
+        )
+        for b in range(bn)
+    ]
+
+
+def _stack(arrays: list[F32]) -> F32:
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)

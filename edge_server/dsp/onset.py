@@ -8,6 +8,7 @@ note network was not trained on. The default onsets come from the network
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,25 +148,8 @@ class OnsetDetector:
         return self._n_bands
 
     def _superflux(self, bands: F32) -> F32:
-        p = self.params
-        n = bands.shape[0]
-        stacked = np.concatenate((self._hist, bands), axis=0)
-        # rows of `stacked`: frame t sits at row t + depth; its references at rows
-        # t + depth - lag - k for k in 0..ref_n-1
-        src = stacked[: stacked.shape[0] - self._lag]
-        maxed = src.copy()
-        if p.max_filter_bands > 1:
-            for s in range(1, p.max_filter_bands // 2 + 1):
-                np.maximum(maxed[:, s:], src[:, :-s], out=maxed[:, s:])
-                np.maximum(maxed[:, :-s], src[:, s:], out=maxed[:, :-s])
-        off = self._ref_n - 1
-        ref = maxed[off : off + n].copy()
-        for k in range(1, self._ref_n):
-            np.maximum(ref, maxed[off - k : off - k + n], out=ref)
-        diff = bands - ref
-        np.clip(diff, 0.0, p.band_rise_cap, out=diff)
-        self._hist = stacked[-self._depth :].copy()
-        return np.asarray(diff.sum(axis=1, dtype=np.float32), dtype=np.float32)
+        odf: F32 = superflux_many([self], bands[None])[0]
+        return odf
 
     def process(self, bands: F32, *, pick: bool = True) -> OnsetBatch:
         """Consume the next frames' log band energies.
@@ -182,6 +166,11 @@ class OnsetDetector:
         OnsetBatch
         """
         odf = self._superflux(bands)
+        return self.pick(odf, pick=pick)
+
+    def pick(self, odf: F32, *, pick: bool = True) -> OnsetBatch:
+        """Peak-pick ODF values from :func:`superflux_many` (``pick=False``: only count the
+        frames)."""
         if not pick:
             # keep the ring current so that switching methods is not needed mid-stream
             self._frame += int(odf.shape[0])
@@ -213,3 +202,44 @@ class OnsetDetector:
             onset_frames=np.asarray(onsets, dtype=np.int64),
             strengths=np.asarray(strengths, dtype=np.float32),
         )
+
+
+def superflux_many(detectors: Sequence[OnsetDetector], bands: F32) -> F32:
+    """SuperFlux ODF of the next frames of several streams (same settings, same frame count).
+
+    Updates each detector's band history; call :meth:`OnsetDetector.pick` with each row after.
+
+    Parameters
+    ----------
+    detectors : sequence of OnsetDetector
+        One per stream, all built with the same parameters.
+    bands : ndarray, shape (n_streams, n_frames, n_bands), float32
+        Log band energies, ``>= 0``.
+
+    Returns
+    -------
+    ndarray, shape (n_streams, n_frames), float32
+        ODF, ``>= 0``.
+    """
+    d0 = detectors[0]
+    p, lag, ref_n, depth = d0.params, d0._lag, d0._ref_n, d0._depth
+    n = bands.shape[1]
+    hist = np.stack([d._hist for d in detectors]) if len(detectors) > 1 else d0._hist[None]
+    stacked = np.concatenate((hist, bands), axis=1)
+    # rows of `stacked`: frame t sits at row t + depth; its references at rows
+    # t + depth - lag - k for k in 0..ref_n-1
+    src = stacked[:, : stacked.shape[1] - lag]
+    maxed = src.copy()
+    if p.max_filter_bands > 1:
+        for s in range(1, p.max_filter_bands // 2 + 1):
+            np.maximum(maxed[..., s:], src[..., :-s], out=maxed[..., s:])
+            np.maximum(maxed[..., :-s], src[..., s:], out=maxed[..., :-s])
+    off = ref_n - 1
+    ref = maxed[:, off : off + n].copy()
+    for k in range(1, ref_n):
+        np.maximum(ref, maxed[:, off - k : off - k + n], out=ref)
+    diff = bands - ref
+    np.clip(diff, 0.0, p.band_rise_cap, out=diff)
+    for b, d in enumerate(detectors):
+        d._hist = stacked[b, -depth:].copy()
+    return np.asarray(diff.sum(axis=2, dtype=np.float32), dtype=np.float32)

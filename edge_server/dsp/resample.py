@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import gcd
 
 import numpy as np
@@ -79,6 +80,9 @@ class StreamingResampler:
 
     def process(self, x: F32) -> F32:
         """Resample the next chunk, shape ``(n,)`` float32; returns ``(m,)`` float32."""
+        return process_many([self], [x])[0]
+
+    def _process_one(self, x: F32) -> F32:
         if self.identity:
             return x
         n_prev = self._n_in
@@ -103,3 +107,70 @@ class StreamingResampler:
             out = np.zeros(0, dtype=np.float32)
         self._hist = buf[buf.shape[0] - (self._k - 1) :].copy()
         return out
+
+
+def process_many(resamplers: Sequence[StreamingResampler], xs: Sequence[F32]) -> list[F32]:
+    """Resample the next chunk of several independent streams.
+
+    Streams that decimate by an integer factor and are at the same position modulo the factor
+    with chunks of the same length are run as one strided matrix product; the others one by
+    one. Each result equals ``r.process(x)`` for that stream alone.
+
+    Parameters
+    ----------
+    resamplers : sequence of StreamingResampler
+        One per stream, all distinct.
+    xs : sequence of ndarray, shape (n_i,), float32
+        Each stream's next samples.
+
+    Returns
+    -------
+    list of ndarray, shape (m_i,), float32
+    """
+    out: list[F32 | None] = [None] * len(resamplers)
+    # same rates and taps: the same filter
+    groups: dict[tuple[int, int, int, int, int], list[int]] = {}
+    for i, (r, x) in enumerate(zip(resamplers, xs, strict=True)):
+        if r.identity or r.up != 1:
+            out[i] = r._process_one(x)
+        else:
+            key = (r.in_rate_hz, r.out_rate_hz, r._k, int(x.shape[0]), r._n_in % r.down)
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        _decimate_group([resamplers[i] for i in members], [xs[i] for i in members], out, members)
+    return [o for o in out if o is not None]
+
+
+def _decimate_group(
+    rs: list[StreamingResampler], xs: list[F32], out: list[F32 | None], where: list[int]
+) -> None:
+    """Integer decimation of streams in the same phase: ``y[j] = sum_i h[i] x[m0*down + j*down
+    - i]`` for all streams in one product over a strided (streams, outputs, taps) view."""
+    r0 = rs[0]
+    k, down, n = r0._k, r0.down, int(xs[0].shape[0])
+    buf = np.empty((len(rs), k - 1 + n), dtype=np.float32)
+    # the same for every stream of the group (same n_in modulo down):
+    start = -r0._n_in % down  # = m0 * down - n_in, m0 the first output due
+    m = -(-(r0._n_in + n) // down) - -(-r0._n_in // down)
+    for b, (r, x) in enumerate(zip(rs, xs, strict=True)):
+        buf[b, : k - 1] = r._hist
+        buf[b, k - 1 :] = x
+    if m > 0:
+        # output j is the product of h (reversed) with buf[start + j*down : ... + k]
+        s0, s1 = buf.strides
+        view = np.lib.stride_tricks.as_strided(
+            buf[:, start:], shape=(len(rs), m, k), strides=(s0, down * s1, s1), writeable=False
+        )
+        y = np.matmul(view, _reversed(r0._phases))
+    else:
+        y = np.zeros((len(rs), 0), dtype=np.float32)
+    for b, r in enumerate(rs):
+        r._n_in += n
+        r._n_out += m
+        r._hist = buf[b, buf.shape[1] - (k - 1) :].copy()
+        out[where[b]] = np.asarray(y[b], dtype=np.float32)
+
+
+def _reversed(phases: F32) -> F32:
+    """Branch 0 of the polyphase filter, time-reversed (taps in input order)."""
+    return np.ascontiguousarray(phases[0, ::-1])

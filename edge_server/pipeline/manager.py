@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..dsp.analyzer import AnalyzerConfig
 from .durability import Durability
 from .errors import ErrorKind, StreamError
+from .flow import LoadSignal
 from .ports import SessionMetrics, SessionStore
 from .refined_tier import RefinedPool
 from .session import Session, SessionLimits
@@ -52,8 +53,11 @@ class SessionManager:
         store: SessionStore | None = None,
         node_id: str = "local",
         refined_pool: RefinedPool | None = None,
+        load: LoadSignal | None = None,
     ) -> None:
         self.analyzer_config = analyzer_config
+        #: admission by load: while it reports overload, new sessions are refused
+        self.load = load
         #: workers for the refined note tier; None: ANALYSIS_REFINED_NOTES is refused
         self.refined_pool = refined_pool
         self.session_limits = session_limits
@@ -85,6 +89,13 @@ class SessionManager:
                 ErrorKind.RESOURCE_EXHAUSTED,
                 f"node at capacity: {len(self._active)} active sessions "
                 f"(max_sessions={self.limits.max_sessions}); try another node",
+            )
+        if self.load is not None and self.load.overloaded():
+            self.metrics.session_rejected("overload")
+            raise StreamError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"node overloaded: chunks wait {self.load.wait_s * 1e3:.1f} ms for analysis "
+                f"with {len(self._active)} active sessions; try another node",
             )
         if settings.session_id in self._active:
             self.metrics.session_rejected("duplicate_id")

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from ..dsp.analyzer import AnalysisBlock, AnalyzerConfig, StreamAnalyzer
+from ..dsp.analyzer import F32, AnalysisBlock, AnalyzerConfig, StreamAnalyzer
 from .decode import decode_audio
 from .errors import ErrorKind, StreamError
 from .events import (
@@ -43,6 +43,21 @@ class SessionLimits:
 
     max_chunk_s: float = 0.5
     max_onset_log: int = 20_000
+
+
+@dataclass
+class PendingChunk:
+    """A chunk that passed the sequence checks, on its way through decode and analysis.
+
+    ``analyzer`` is the session's analysis state when the chunk was accepted (a session closed
+    meanwhile keeps it alive until the chunk is done)."""
+
+    seq: int
+    data: bytes
+    capture_t_ns: int
+    warnings: tuple[StreamWarningEvent, ...]
+    analyzer: StreamAnalyzer
+    t_analyze: float = 0.0
 
 
 @dataclass
@@ -208,13 +223,31 @@ class Session:
         non-finite samples), or ABORTED once the session was taken over by a resume; the
         transport then ends the stream. Malformed Opus packets are
         not errors: they are dropped, counted and reported as a warning.
+
+        The same as :meth:`begin`, :meth:`decode`, ``analyzer.process`` and :meth:`complete`;
+        the batch scheduler (:mod:`.batcher`) runs those steps for many sessions at once.
         """
+        pending = self.begin(seq=seq, data=data, capture_t_ns=capture_t_ns)
+        if isinstance(pending, ChunkOutcome):
+            return pending
+        samples = self.decode(pending)
+        if isinstance(samples, ChunkOutcome):
+            return samples
+        return self.complete(pending, pending.analyzer.process(samples))
+
+    def begin(self, *, seq: int, data: bytes, capture_t_ns: int) -> PendingChunk | ChunkOutcome:
+        """Sequence checks (cheap; on the event loop). A ChunkOutcome: nothing to analyse."""
         if self.superseded:
             raise self.superseded_error()
         accept, warnings = self.check_seq(seq)
         if not accept:
             return ChunkOutcome(None, warnings)
+        return PendingChunk(seq, data, capture_t_ns, warnings, self.analyzer)
+
+    def decode(self, chunk: PendingChunk) -> F32 | ChunkOutcome:
+        """The chunk's mono samples, or the outcome of a dropped malformed packet."""
         t0 = time.perf_counter()
+        seq, data, warnings = chunk.seq, chunk.data, chunk.warnings
         if self._opus is not None:
             if len(data) > self.max_chunk_bytes:
                 raise StreamError(
@@ -242,9 +275,14 @@ class Session:
                 channels=self.settings.channels,
                 max_bytes=self.max_chunk_bytes,
             )
-        t1 = time.perf_counter()
         self._next_seq = seq + 1
-        block = self.analyzer.process(samples)
+        self.stages.decode_s = time.perf_counter() - t0
+        chunk.t_analyze = time.perf_counter()
+        return samples
+
+    def complete(self, chunk: PendingChunk, block: AnalysisBlock) -> ChunkOutcome:
+        """Events of an analysed chunk: onsets, features, notes (and the counters)."""
+        seq = chunk.seq
         onsets: tuple[Onset, ...] = ()
         if self._want_onsets and block.onset_times_s.size:
             onsets = tuple(
@@ -269,17 +307,16 @@ class Session:
             )
         notes = self._notes(block) if self._want_notes else ()
         self.chunks_processed += 1
-        self.stages.decode_s = t1 - t0
-        self.stages.analyze_s = time.perf_counter() - t1
+        self.stages.analyze_s = time.perf_counter() - chunk.t_analyze
         analysis = ChunkAnalysis(
             seq=seq,
-            capture_t_ns=capture_t_ns,
+            capture_t_ns=chunk.capture_t_ns,
             onsets=onsets,
             features=features,
-            stream_time_s=self.stream_time_s,
+            stream_time_s=chunk.analyzer.stream_time_s,
             notes=notes,
         )
-        return ChunkOutcome(analysis, warnings)
+        return ChunkOutcome(analysis, chunk.warnings)
 
     def _notes(self, block: AnalysisBlock) -> tuple[NoteEvent, ...]:
         fast = [

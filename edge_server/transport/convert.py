@@ -15,6 +15,7 @@ from ..pipeline.events import (
     StreamWarningEvent,
     WarningKind,
 )
+from ..pipeline.flow import FlowAdvice
 from ..pipeline.settings import AnalysisKind, Encoding, StreamSettings, make_settings
 
 _ENCODINGS = {
@@ -129,6 +130,15 @@ def result_to_pb(
 def warning_to_pb(w: StreamWarningEvent) -> pb.AnalyzeResponse:
     return pb.AnalyzeResponse(
         warning=pb.StreamWarning(code=_WARNINGS[w.kind], message=w.message, seq=w.seq)
+    )
+
+
+def flow_to_pb(f: FlowAdvice) -> pb.FlowControl:
+    return pb.FlowControl(
+        advice=pb.FlowControl.ADVICE_COARSEN if f.coarsen else pb.FlowControl.ADVICE_OK,
+        suggested_chunk_frames=f.suggested_chunk_frames,
+        credit_chunks=f.credit_chunks,
+        queue_delay_ms=f.queue_delay_s * 1e3,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,12 +13,16 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
+from ..pipeline.batcher import ChunkBatcher
 from ..pipeline.errors import ErrorKind, StreamError
+from ..pipeline.events import ChunkOutcome
+from ..pipeline.flow import FlowAdvisor
 from ..pipeline.manager import SessionManager
 from ..pipeline.offload import CpuOffloader
 from ..pipeline.session import Session
 from .convert import (
     analyses_to_pb,
+    flow_to_pb,
     note_to_pb,
     onset_to_pb,
     result_to_pb,
@@ -61,11 +64,15 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
         *,
         manager: SessionManager,
         offloader: CpuOffloader,
+        batcher: ChunkBatcher,
         node_id: str,
         write_stall_timeout_s: float = 5.0,
+        credit_chunks: int = 4,
     ) -> None:
         self._manager = manager
         self._offloader = offloader
+        self._batcher = batcher
+        self._flow = FlowAdvisor(batcher=batcher, credit_chunks=credit_chunks)
         self._node_id = node_id
         self._stall_s = write_stall_timeout_s
         self._writing: dict[asyncio.Task[Any], float] = {}
@@ -133,16 +140,14 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                     )
                 chunk = req.audio
                 s = session
-                width = s.settings.channels * s.settings.encoding.sample_bytes
-                outcome = await self._offloader.run(
-                    len(chunk.data) // width,
-                    functools.partial(
-                        s.process_chunk,
-                        seq=chunk.seq,
-                        data=chunk.data,
-                        capture_t_ns=chunk.capture_t_ns,
-                    ),
-                )
+                pending = s.begin(seq=chunk.seq, data=chunk.data, capture_t_ns=chunk.capture_t_ns)
+                if isinstance(pending, ChunkOutcome):
+                    outcome = pending
+                else:
+                    outcome = await self._batcher.run(s, pending)
+                    flow = self._flow.update(s, len(chunk.data))
+                    if flow is not None:
+                        await self._write(context, pb.AnalyzeResponse(flow=flow_to_pb(flow)))
                 backlog = s.refined_backlog()
                 if backlog is not None:  # flow control: the refined tier catches up first
                     await asyncio.wrap_future(backlog)
@@ -196,6 +201,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
             raise
         finally:
             if session is not None:
+                self._flow.forget(session)
                 self._manager.close(session, reason=reason)
 
     async def _open(self, cfg: pb.StreamConfig, context: Context) -> Session:
@@ -240,6 +246,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                 next_audio_seq=session.next_seq,
                 resumed=replayed is not None,
                 replayed_results=replayed or 0,
+                credit_chunks=self._flow.credit_chunks,
             )
         )
 

@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fseminote/edge/v1/analysis.proto\x12\x10seminote.edge.v1\"\xf6\x01\n\x0cStreamConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\r\x12\x31\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x1f.seminote.edge.v1.AudioEncoding\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12,\n\x08\x61nalyses\x18\x04 \x03(\x0e\x32\x1a.seminote.edge.v1.Analysis\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x06 \x01(\t\x12,\n\x06resume\x18\x07 \x01(\x0b\x32\x1c.seminote.edge.v1.ResumeFromJ\x04\x08\x08\x10\x10\">\n\nResumeFrom\x12\x1c\n\x0flast_result_seq\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x12\n\x10_last_result_seq\"=\n\nAudioChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63\x61pture_t_ns\x18\x03 \x01(\x03\"\x7f\n\x0e\x41nalyzeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.seminote.edge.v1.StreamConfigH\x00\x12-\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x1c.seminote.edge.v1.AudioChunkH\x00\x42\x06\n\x04kindJ\x04\x08\x03\x10\n\"\xb0\x02\n\rStreamStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x1f\n\x17\x61nalysis_sample_rate_hz\x18\x03 \x01(\r\x12\x15\n\rframe_samples\x18\x04 \x01(\r\x12\x13\n\x0bhop_samples\x18\x05 \x01(\r\x12\x1d\n\x15\x61lgorithmic_latency_s\x18\x06 \x01(\x01\x12,\n\x08\x61nalyses\x18\x07 \x03(\x0e\x32\x1a.seminote.edge.v1.Analysis\x12\x17\n\x0fmax_chunk_bytes\x18\x08 \x01(\r\x12\x16\n\x0enext_audio_seq\x18\t \x01(\x04\x12\x0f\n\x07resumed\x18\n \x01(\x08\x12\x18\n\x10replayed_results\x18\x0b \x01(\rJ\x04\x08\x0c\x10\x10\"E\n\nOnsetEvent\x12\x0e\n\x06time_s\x18\x01 \x01(\x01\x12\x10\n\x08strength\x18\x02 \x01(\x02\x12\x15\n\rdetected_at_s\x18\x03 \x01(\x01\"y\n\rFeatureFrames\x12\x14\n\x0c\x66irst_time_s\x18\x01 \x01(\x01\x12\r\n\x05hop_s\x18\x02 \x01(\x01\x12\x0e\n\x06rms_db\x18\x03 \x03(\x02\x12\x1c\n\x14spectral_centroid_hz\x18\x04 \x03(\x02\x12\x15\n\rspectral_flux\x18\x05 \x03(\x02\"\xd1\x01\n\tNoteEvent\x12\x0f\n\x07note_id\x18\x01 \x01(\x04\x12(\n\x04tier\x18\x02 \x01(\x0e\x32\x1a.seminote.edge.v1.NoteTier\x12,\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1c.seminote.edge.v1.NoteAction\x12\x12\n\nmidi_pitch\x18\x04 \x01(\r\x12\x0f\n\x07onset_s\x18\x05 \x01(\x01\x12\x10\n\x08offset_s\x18\x06 \x01(\x01\x12\x10\n\x08velocity\x18\x07 \x01(\x02\x12\x12\n\nconfidence\x18\x08 \x01(\x02\"\xba\x02\n\x0b\x43hunkResult\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x63\x61pture_t_ns\x18\x02 \x01(\x03\x12\x1c\n\x14server_processing_ns\x18\x03 \x01(\x03\x12,\n\x06onsets\x18\x04 \x03(\x0b\x32\x1c.seminote.edge.v1.OnsetEvent\x12\x31\n\x08\x66\x65\x61tures\x18\x05 \x01(\x0b\x32\x1f.seminote.edge.v1.FeatureFrames\x12*\n\x05notes\x18\x06 \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\x12\x15\n\rstream_time_s\x18\x07 \x01(\x01\x12\x1b\n\x0e\x63heckpoint_seq\x18\x08 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x08replayed\x18\t \x01(\x08\x42\x11\n\x0f_checkpoint_seqJ\x04\x08\n\x10\x10\"Z\n\rStreamWarning\x12+\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1d.seminote.edge.v1.WarningCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\xec\x01\n\rStreamSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10\x63hunks_processed\x18\x02 \x01(\x04\x12\x16\n\x0e\x63hunks_dropped\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunks_lost\x18\x04 \x01(\x04\x12\x0e\n\x06onsets\x18\x05 \x01(\x04\x12\r\n\x05notes\x18\x06 \x01(\x04\x12\x15\n\rstream_time_s\x18\x07 \x01(\x01\x12\x18\n\x10\x63hunks_malformed\x18\x08 \x01(\x04\x12\x30\n\x0b\x66inal_notes\x18\t \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\"\xec\x01\n\x0f\x41nalyzeResponse\x12\x32\n\x07started\x18\x01 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamStartedH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.seminote.edge.v1.ChunkResultH\x00\x12\x32\n\x07warning\x18\x03 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamWarningH\x00\x12\x32\n\x07summary\x18\x04 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamSummaryH\x00\x42\x06\n\x04kindJ\x04\x08\x05\x10\x10\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xe4\x01\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x30\n\x07summary\x18\x03 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamSummary\x12,\n\x06onsets\x18\x04 \x03(\x0b\x32\x1c.seminote.edge.v1.OnsetEvent\x12*\n\x05notes\x18\x05 \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\x12\x18\n\x10onsets_truncated\x18\x06 \x01(\x04J\x04\x08\x07\x10\x10*\x84\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_PCM16_LE\x10\x01\x12\x1d\n\x19\x41UDIO_ENCODING_FLOAT32_LE\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_OPUS\x10\x03*\x97\x01\n\x08\x41nalysis\x12\x18\n\x14\x41NALYSIS_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41NALYSIS_ONSETS\x10\x01\x12\x15\n\x11\x41NALYSIS_FEATURES\x10\x02\x12\x12\n\x0e\x41NALYSIS_NOTES\x10\x03\x12\x1a\n\x16\x41NALYSIS_REFINED_NOTES\x10\x04\x12\x15\n\x11\x41NALYSIS_FEEDBACK\x10\x05*P\n\x08NoteTier\x12\x19\n\x15NOTE_TIER_UNSPECIFIED\x10\x00\x12\x12\n\x0eNOTE_TIER_FAST\x10\x01\x12\x15\n\x11NOTE_TIER_REFINED\x10\x02*\x9d\x01\n\nNoteAction\x12\x1b\n\x17NOTE_ACTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eNOTE_ACTION_ON\x10\x01\x12\x13\n\x0fNOTE_ACTION_OFF\x10\x02\x12\x17\n\x13NOTE_ACTION_CONFIRM\x10\x03\x12\x17\n\x13NOTE_ACTION_CORRECT\x10\x04\x12\x17\n\x13NOTE_ACTION_RETRACT\x10\x05*\x91\x01\n\x0bWarningCode\x12\x1c\n\x18WARNING_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19WARNING_CODE_SEQUENCE_GAP\x10\x01\x12#\n\x1fWARNING_CODE_DUPLICATE_SEQUENCE\x10\x02\x12 \n\x1cWARNING_CODE_MALFORMED_AUDIO\x10\x03\x32\xbc\x01\n\rAudioAnalysis\x12R\n\x07\x41nalyze\x12 .seminote.edge.v1.AnalyzeRequest\x1a!.seminote.edge.v1.AnalyzeResponse(\x01\x30\x01\x12W\n\nGetSession\x12#.seminote.edge.v1.GetSessionRequest\x1a$.seminote.edge.v1.GetSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fseminote/edge/v1/analysis.proto\x12\x10seminote.edge.v1\"\xf6\x01\n\x0cStreamConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\r\x12\x31\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x1f.seminote.edge.v1.AudioEncoding\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12,\n\x08\x61nalyses\x18\x04 \x03(\x0e\x32\x1a.seminote.edge.v1.Analysis\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x06 \x01(\t\x12,\n\x06resume\x18\x07 \x01(\x0b\x32\x1c.seminote.edge.v1.ResumeFromJ\x04\x08\x08\x10\x10\">\n\nResumeFrom\x12\x1c\n\x0flast_result_seq\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x12\n\x10_last_result_seq\"=\n\nAudioChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63\x61pture_t_ns\x18\x03 \x01(\x03\"\x7f\n\x0e\x41nalyzeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.seminote.edge.v1.StreamConfigH\x00\x12-\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x1c.seminote.edge.v1.AudioChunkH\x00\x42\x06\n\x04kindJ\x04\x08\x03\x10\n\"\xc7\x02\n\rStreamStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x1f\n\x17\x61nalysis_sample_rate_hz\x18\x03 \x01(\r\x12\x15\n\rframe_samples\x18\x04 \x01(\r\x12\x13\n\x0bhop_samples\x18\x05 \x01(\r\x12\x1d\n\x15\x61lgorithmic_latency_s\x18\x06 \x01(\x01\x12,\n\x08\x61nalyses\x18\x07 \x03(\x0e\x32\x1a.seminote.edge.v1.Analysis\x12\x17\n\x0fmax_chunk_bytes\x18\x08 \x01(\r\x12\x16\n\x0enext_audio_seq\x18\t \x01(\x04\x12\x0f\n\x07resumed\x18\n \x01(\x08\x12\x18\n\x10replayed_results\x18\x0b \x01(\r\x12\x15\n\rcredit_chunks\x18\x0c \x01(\rJ\x04\x08\r\x10\x10\"E\n\nOnsetEvent\x12\x0e\n\x06time_s\x18\x01 \x01(\x01\x12\x10\n\x08strength\x18\x02 \x01(\x02\x12\x15\n\rdetected_at_s\x18\x03 \x01(\x01\"y\n\rFeatureFrames\x12\x14\n\x0c\x66irst_time_s\x18\x01 \x01(\x01\x12\r\n\x05hop_s\x18\x02 \x01(\x01\x12\x0e\n\x06rms_db\x18\x03 \x03(\x02\x12\x1c\n\x14spectral_centroid_hz\x18\x04 \x03(\x02\x12\x15\n\rspectral_flux\x18\x05 \x03(\x02\"\xd1\x01\n\tNoteEvent\x12\x0f\n\x07note_id\x18\x01 \x01(\x04\x12(\n\x04tier\x18\x02 \x01(\x0e\x32\x1a.seminote.edge.v1.NoteTier\x12,\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1c.seminote.edge.v1.NoteAction\x12\x12\n\nmidi_pitch\x18\x04 \x01(\r\x12\x0f\n\x07onset_s\x18\x05 \x01(\x01\x12\x10\n\x08offset_s\x18\x06 \x01(\x01\x12\x10\n\x08velocity\x18\x07 \x01(\x02\x12\x12\n\nconfidence\x18\x08 \x01(\x02\"\xba\x02\n\x0b\x43hunkResult\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x63\x61pture_t_ns\x18\x02 \x01(\x03\x12\x1c\n\x14server_processing_ns\x18\x03 \x01(\x03\x12,\n\x06onsets\x18\x04 \x03(\x0b\x32\x1c.seminote.edge.v1.OnsetEvent\x12\x31\n\x08\x66\x65\x61tures\x18\x05 \x01(\x0b\x32\x1f.seminote.edge.v1.FeatureFrames\x12*\n\x05notes\x18\x06 \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\x12\x15\n\rstream_time_s\x18\x07 \x01(\x01\x12\x1b\n\x0e\x63heckpoint_seq\x18\x08 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x08replayed\x18\t \x01(\x08\x42\x11\n\x0f_checkpoint_seqJ\x04\x08\n\x10\x10\"Z\n\rStreamWarning\x12+\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1d.seminote.edge.v1.WarningCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\xec\x01\n\rStreamSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10\x63hunks_processed\x18\x02 \x01(\x04\x12\x16\n\x0e\x63hunks_dropped\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunks_lost\x18\x04 \x01(\x04\x12\x0e\n\x06onsets\x18\x05 \x01(\x04\x12\r\n\x05notes\x18\x06 \x01(\x04\x12\x15\n\rstream_time_s\x18\x07 \x01(\x01\x12\x18\n\x10\x63hunks_malformed\x18\x08 \x01(\x04\x12\x30\n\x0b\x66inal_notes\x18\t \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\"\x9b\x02\n\x0f\x41nalyzeResponse\x12\x32\n\x07started\x18\x01 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamStartedH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.seminote.edge.v1.ChunkResultH\x00\x12\x32\n\x07warning\x18\x03 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamWarningH\x00\x12\x32\n\x07summary\x18\x04 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamSummaryH\x00\x12-\n\x04\x66low\x18\x05 \x01(\x0b\x32\x1d.seminote.edge.v1.FlowControlH\x00\x42\x06\n\x04kindJ\x04\x08\x06\x10\x10\"\xd7\x01\n\x0b\x46lowControl\x12\x34\n\x06\x61\x64vice\x18\x01 \x01(\x0e\x32$.seminote.edge.v1.FlowControl.Advice\x12\x1e\n\x16suggested_chunk_frames\x18\x02 \x01(\r\x12\x15\n\rcredit_chunks\x18\x03 \x01(\r\x12\x16\n\x0equeue_delay_ms\x18\x04 \x01(\x02\"C\n\x06\x41\x64vice\x12\x16\n\x12\x41\x44VICE_UNSPECIFIED\x10\x00\x12\r\n\tADVICE_OK\x10\x01\x12\x12\n\x0e\x41\x44VICE_COARSEN\x10\x02\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xe4\x01\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x30\n\x07summary\x18\x03 \x01(\x0b\x32\x1f.seminote.edge.v1.StreamSummary\x12,\n\x06onsets\x18\x04 \x03(\x0b\x32\x1c.seminote.edge.v1.OnsetEvent\x12*\n\x05notes\x18\x05 \x03(\x0b\x32\x1b.seminote.edge.v1.NoteEvent\x12\x18\n\x10onsets_truncated\x18\x06 \x01(\x04J\x04\x08\x07\x10\x10*\x84\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_PCM16_LE\x10\x01\x12\x1d\n\x19\x41UDIO_ENCODING_FLOAT32_LE\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_OPUS\x10\x03*\x97\x01\n\x08\x41nalysis\x12\x18\n\x14\x41NALYSIS_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41NALYSIS_ONSETS\x10\x01\x12\x15\n\x11\x41NALYSIS_FEATURES\x10\x02\x12\x12\n\x0e\x41NALYSIS_NOTES\x10\x03\x12\x1a\n\x16\x41NALYSIS_REFINED_NOTES\x10\x04\x12\x15\n\x11\x41NALYSIS_FEEDBACK\x10\x05*P\n\x08NoteTier\x12\x19\n\x15NOTE_TIER_UNSPECIFIED\x10\x00\x12\x12\n\x0eNOTE_TIER_FAST\x10\x01\x12\x15\n\x11NOTE_TIER_REFINED\x10\x02*\x9d\x01\n\nNoteAction\x12\x1b\n\x17NOTE_ACTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eNOTE_ACTION_ON\x10\x01\x12\x13\n\x0fNOTE_ACTION_OFF\x10\x02\x12\x17\n\x13NOTE_ACTION_CONFIRM\x10\x03\x12\x17\n\x13NOTE_ACTION_CORRECT\x10\x04\x12\x17\n\x13NOTE_ACTION_RETRACT\x10\x05*\x91\x01\n\x0bWarningCode\x12\x1c\n\x18WARNING_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19WARNING_CODE_SEQUENCE_GAP\x10\x01\x12#\n\x1fWARNING_CODE_DUPLICATE_SEQUENCE\x10\x02\x12 \n\x1cWARNING_CODE_MALFORMED_AUDIO\x10\x03\x32\xbc\x01\n\rAudioAnalysis\x12R\n\x07\x41nalyze\x12 .seminote.edge.v1.AnalyzeRequest\x1a!.seminote.edge.v1.AnalyzeResponse(\x01\x30\x01\x12W\n\nGetSession\x12#.seminote.edge.v1.GetSessionRequest\x1a$.seminote.edge.v1.GetSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seminote.edge.v1.analysis_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=2431
-  _globals['_AUDIOENCODING']._serialized_end=2563
-  _globals['_ANALYSIS']._serialized_start=2566
-  _globals['_ANALYSIS']._serialized_end=2717
-  _globals['_NOTETIER']._serialized_start=2719
-  _globals['_NOTETIER']._serialized_end=2799
-  _globals['_NOTEACTION']._serialized_start=2802
-  _globals['_NOTEACTION']._serialized_end=2959
-  _globals['_WARNINGCODE']._serialized_start=2962
-  _globals['_WARNINGCODE']._serialized_end=3107
+  _globals['_AUDIOENCODING']._serialized_start=2719
+  _globals['_AUDIOENCODING']._serialized_end=2851
+  _globals['_ANALYSIS']._serialized_start=2854
+  _globals['_ANALYSIS']._serialized_end=3005
+  _globals['_NOTETIER']._serialized_start=3007
+  _globals['_NOTETIER']._serialized_end=3087
+  _globals['_NOTEACTION']._serialized_start=3090
+  _globals['_NOTEACTION']._serialized_end=3247
+  _globals['_WARNINGCODE']._serialized_start=3250
+  _globals['_WARNINGCODE']._serialized_end=3395
   _globals['_STREAMCONFIG']._serialized_start=54
   _globals['_STREAMCONFIG']._serialized_end=300
   _globals['_RESUMEFROM']._serialized_start=302
@@ -50,25 +50,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANALYZEREQUEST']._serialized_start=429
   _globals['_ANALYZEREQUEST']._serialized_end=556
   _globals['_STREAMSTARTED']._serialized_start=559
-  _globals['_STREAMSTARTED']._serialized_end=863
-  _globals['_ONSETEVENT']._serialized_start=865
-  _globals['_ONSETEVENT']._serialized_end=934
-  _globals['_FEATUREFRAMES']._serialized_start=936
-  _globals['_FEATUREFRAMES']._serialized_end=1057
-  _globals['_NOTEEVENT']._serialized_start=1060
-  _globals['_NOTEEVENT']._serialized_end=1269
-  _globals['_CHUNKRESULT']._serialized_start=1272
-  _globals['_CHUNKRESULT']._serialized_end=1586
-  _globals['_STREAMWARNING']._serialized_start=1588
-  _globals['_STREAMWARNING']._serialized_end=1678
-  _globals['_STREAMSUMMARY']._serialized_start=1681
-  _globals['_STREAMSUMMARY']._serialized_end=1917
-  _globals['_ANALYZERESPONSE']._serialized_start=1920
-  _globals['_ANALYZERESPONSE']._serialized_end=2156
-  _globals['_GETSESSIONREQUEST']._serialized_start=2158
-  _globals['_GETSESSIONREQUEST']._serialized_end=2197
-  _globals['_GETSESSIONRESPONSE']._serialized_start=2200
-  _globals['_GETSESSIONRESPONSE']._serialized_end=2428
-  _globals['_AUDIOANALYSIS']._serialized_start=3110
-  _globals['_AUDIOANALYSIS']._serialized_end=3298
+  _globals['_STREAMSTARTED']._serialized_end=886
+  _globals['_ONSETEVENT']._serialized_start=888
+  _globals['_ONSETEVENT']._serialized_end=957
+  _globals['_FEATUREFRAMES']._serialized_start=959
+  _globals['_FEATUREFRAMES']._serialized_end=1080
+  _globals['_NOTEEVENT']._serialized_start=1083
+  _globals['_NOTEEVENT']._serialized_end=1292
+  _globals['_CHUNKRESULT']._serialized_start=1295
+  _globals['_CHUNKRESULT']._serialized_end=1609
+  _globals['_STREAMWARNING']._serialized_start=1611
+  _globals['_STREAMWARNING']._serialized_end=1701
+  _globals['_STREAMSUMMARY']._serialized_start=1704
+  _globals['_STREAMSUMMARY']._serialized_end=1940
+  _globals['_ANALYZERESPONSE']._serialized_start=1943
+  _globals['_ANALYZERESPONSE']._serialized_end=2226
+  _globals['_FLOWCONTROL']._serialized_start=2229
+  _globals['_FLOWCONTROL']._serialized_end=2444
+  _globals['_FLOWCONTROL_ADVICE']._serialized_start=2377
+  _globals['_FLOWCONTROL_ADVICE']._serialized_end=2444
+  _globals['_GETSESSIONREQUEST']._serialized_start=2446
+  _globals['_GETSESSIONREQUEST']._serialized_end=2485
+  _globals['_GETSESSIONRESPONSE']._serialized_start=2488
+  _globals['_GETSESSIONRESPONSE']._serialized_end=2716
+  _globals['_AUDIOANALYSIS']._serialized_start=3398
+  _globals['_AUDIOANALYSIS']._serialized_end=3586
 # @@protoc_insertion_point(module_scope)

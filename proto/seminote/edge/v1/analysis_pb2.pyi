@@ -111,7 +111,7 @@ class AnalyzeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("session_id", "node_id", "analysis_sample_rate_hz", "frame_samples", "hop_samples", "algorithmic_latency_s", "analyses", "max_chunk_bytes", "next_audio_seq", "resumed", "replayed_results")
+    __slots__ = ("session_id", "node_id", "analysis_sample_rate_hz", "frame_samples", "hop_samples", "algorithmic_latency_s", "analyses", "max_chunk_bytes", "next_audio_seq", "resumed", "replayed_results", "credit_chunks")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class StreamStarted(_message.Message):
     NEXT_AUDIO_SEQ_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node_id: str
     analysis_sample_rate_hz: int
@@ -134,7 +135,8 @@ class StreamStarted(_message.Message):
     next_audio_seq: int
     resumed: bool
     replayed_results: int
-    def __init__(self, session_id: _Optional[str] = ..., node_id: _Optional[str] = ..., analysis_sample_rate_hz: _Optional[int] = ..., frame_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., algorithmic_latency_s: _Optional[float] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., max_chunk_bytes: _Optional[int] = ..., next_audio_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., replayed_results: _Optional[int] = ...) -> None: ...
+    credit_chunks: int
+    def __init__(self, session_id: _Optional[str] = ..., node_id: _Optional[str] = ..., analysis_sample_rate_hz: _Optional[int] = ..., frame_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., algorithmic_latency_s: _Optional[float] = ..., analyses: _Optional[_Iterable[_Union[Analysis, str]]] = ..., max_chunk_bytes: _Optional[int] = ..., next_audio_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., replayed_results: _Optional[int] = ..., credit_chunks: _Optional[int] = ...) -> None: ...
 
 class OnsetEvent(_message.Message):
     __slots__ = ("time_s", "strength", "detected_at_s")
@@ -235,16 +237,38 @@ class StreamSummary(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., chunks_processed: _Optional[int] = ..., chunks_dropped: _Optional[int] = ..., chunks_lost: _Optional[int] = ..., onsets: _Optional[int] = ..., notes: _Optional[int] = ..., stream_time_s: _Optional[float] = ..., chunks_malformed: _Optional[int] = ..., final_notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ...) -> None: ...
 
 class AnalyzeResponse(_message.Message):
-    __slots__ = ("started", "result", "warning", "summary")
+    __slots__ = ("started", "result", "warning", "summary", "flow")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     WARNING_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
     started: StreamStarted
     result: ChunkResult
     warning: StreamWarning
     summary: StreamSummary
-    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., result: _Optional[_Union[ChunkResult, _Mapping]] = ..., warning: _Optional[_Union[StreamWarning, _Mapping]] = ..., summary: _Optional[_Union[StreamSummary, _Mapping]] = ...) -> None: ...
+    flow: FlowControl
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., result: _Optional[_Union[ChunkResult, _Mapping]] = ..., warning: _Optional[_Union[StreamWarning, _Mapping]] = ..., summary: _Optional[_Union[StreamSummary, _Mapping]] = ..., flow: _Optional[_Union[FlowControl, _Mapping]] = ...) -> None: ...
+
+class FlowControl(_message.Message):
+    __slots__ = ("advice", "suggested_chunk_frames", "credit_chunks", "queue_delay_ms")
+    class Advice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ADVICE_UNSPECIFIED: _ClassVar[FlowControl.Advice]
+        ADVICE_OK: _ClassVar[FlowControl.Advice]
+        ADVICE_COARSEN: _ClassVar[FlowControl.Advice]
+    ADVICE_UNSPECIFIED: FlowControl.Advice
+    ADVICE_OK: FlowControl.Advice
+    ADVICE_COARSEN: FlowControl.Advice
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_CHUNK_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    advice: FlowControl.Advice
+    suggested_chunk_frames: int
+    credit_chunks: int
+    queue_delay_ms: float
+    def __init__(self, advice: _Optional[_Union[FlowControl.Advice, str]] = ..., suggested_chunk_frames: _Optional[int] = ..., credit_chunks: _Optional[int] = ..., queue_delay_ms: _Optional[float] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("session_id",)

@@ -1,0 +1,215 @@
+"""Cross-session micro-batching: the chunks of every session run as one batched analysis.
+
+A session's handler hands its chunk to :meth:`ChunkBatcher.run` and awaits the outcome. The
+batcher collects chunks from all sessions and runs them on one worker thread as a single
+:func:`~edge_server.dsp.analyzer.analyze_many` call (one FFT call per frame length, one
+network pass per group of sessions...), so the per-call overhead of numpy is paid once per
+batch, not once per session.
+
+When a batch is cut (deadline-aware, no fixed timer):
+
+* the worker is busy: chunks wait; the next batch starts the moment it is free;
+* ``max_batch`` chunks are waiting: cut;
+* otherwise the oldest chunk may wait while its slack lasts, ``budget_s - age - expected
+  batch time``, but only if another chunk is expected within that slack at the measured
+  arrival rate. At low load that is never: a lone chunk runs at once and gains no latency.
+
+Queue bound and overflow policy: each session has at most one chunk here (its handler awaits
+it before reading the next message), so the queue holds at most ``max_sessions`` chunks; a
+node past its capacity is protected by admission (:meth:`overloaded`), not by dropping audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..dsp.analyzer import analyze_many
+from .events import ChunkOutcome
+from .session import PendingChunk, Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatcherSettings:
+    """Attributes
+    ----------
+    max_batch : int
+        Most chunks per batch (~64 sessions keep a batch's working set in cache).
+    budget_s : float
+        Longest a chunk may wait for others to join its batch, s.
+    overload_s : float
+        A node whose chunks wait longer than this (smoothed) is overloaded: new sessions are
+        refused and the streams are told to slow down or send bigger chunks.
+    """
+
+    max_batch: int = 64
+    budget_s: float = 0.002
+    overload_s: float = 0.015
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"batcher.max_batch must be >= 1, not {self.max_batch}")
+        if not 0.0 <= self.budget_s <= 0.1:
+            raise ValueError(f"batcher.budget_s must be in [0, 0.1] s, not {self.budget_s}")
+        if self.overload_s <= 0.0:
+            raise ValueError(f"batcher.overload_s must be > 0 s, not {self.overload_s}")
+
+
+@dataclass(eq=False)
+class _Item:
+    session: Session
+    chunk: PendingChunk
+    future: asyncio.Future[ChunkOutcome]
+    t_in: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BatchStats:
+    """Running figures (smoothed over ~50 batches)."""
+
+    batches: int = 0
+    chunks: int = 0
+    #: chunks per batch
+    mean_batch: float = 0.0
+    #: worker time per chunk, s
+    cost_per_chunk_s: float = 0.0
+    #: time from hand-over to outcome, s
+    wait_s: float = 0.0
+    #: chunk arrivals per s
+    arrival_hz: float = 0.0
+
+
+class ChunkBatcher:
+    """Runs sessions' chunks in batches on one worker thread. Event-loop confined API."""
+
+    def __init__(self, settings: BatcherSettings | None = None) -> None:
+        self.settings = settings or BatcherSettings()
+        self._pending: deque[_Item] = deque()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
+        self._running = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_arrival = time.monotonic()
+        self.stats = BatchStats()
+
+    def overloaded(self) -> bool:
+        """Chunks wait longer than ``overload_s`` (smoothed), or the oldest waiting one does."""
+        if self.stats.wait_s > self.settings.overload_s:
+            return True
+        return bool(self._pending) and (
+            time.monotonic() - self._pending[0].t_in > self.settings.overload_s
+        )
+
+    @property
+    def wait_s(self) -> float:
+        """Smoothed time from hand-over to outcome, s."""
+        return self.stats.wait_s
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    async def run(self, session: Session, chunk: PendingChunk) -> ChunkOutcome:
+        """Decode, analyse and complete ``chunk`` in the next batch; its outcome."""
+        loop = asyncio.get_running_loop()
+        item = _Item(session, chunk, loop.create_future())
+        now = item.t_in
+        gap = max(now - self._last_arrival, 1e-6)
+        self._last_arrival = now
+        st = self.stats
+        st.arrival_hz = 0.98 * st.arrival_hz + 0.02 / gap if st.arrival_hz else 1.0 / gap
+        self._pending.append(item)
+        self._maybe_cut()
+        return await item.future
+
+    def _maybe_cut(self) -> None:
+        if self._running or not self._pending:
+            return
+        s = self.settings
+        n = len(self._pending)
+        if n < s.max_batch:
+            age = time.monotonic() - self._pending[0].t_in
+            slack = s.budget_s - age - self.stats.cost_per_chunk_s * (n + 1)
+            if slack > 0.0 and self.stats.arrival_hz * slack >= 1.0:
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(slack, self._on_timer)
+                return
+        self._cut()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._running and self._pending:
+            self._cut()
+
+    def _cut(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        n = min(len(self._pending), self.settings.max_batch)
+        items = [self._pending.popleft() for _ in range(n)]
+        self._running = True
+        loop = asyncio.get_running_loop()
+        work = self._pool.submit(_process, items)
+        work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f))
+
+    def _done(self, items: list[_Item], work: Future[tuple[list[object], float]]) -> None:
+        self._running = False
+        now = time.monotonic()
+        try:
+            outcomes, busy_s = work.result()
+        except BaseException as e:  # noqa: BLE001 - a bug in the batch fails its chunks only
+            log.exception("analysis batch failed")
+            outcomes, busy_s = [e] * len(items), 0.0
+        st = self.stats
+        st.batches += 1
+        st.chunks += len(items)
+        a = 0.02 if st.batches > 1 else 1.0
+        st.mean_batch += a * (len(items) - st.mean_batch)
+        st.cost_per_chunk_s += a * (busy_s / len(items) - st.cost_per_chunk_s)
+        st.wait_s += a * (max(now - it.t_in for it in items) - st.wait_s)
+        for it, out in zip(items, outcomes, strict=True):
+            if it.future.done():  # the handler was cancelled
+                continue
+            if isinstance(out, ChunkOutcome):
+                it.future.set_result(out)
+            else:
+                assert isinstance(out, BaseException)
+                it.future.set_exception(out)
+        self._maybe_cut()
+
+    def shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process(items: list[_Item]) -> tuple[list[object], float]:
+    """Worker thread: decode each chunk, analyse all in one call, build each outcome. An error
+    (bad audio, a closed session) fails that chunk only."""
+    t0 = time.perf_counter()
+    outcomes: list[object] = [None] * len(items)
+    todo: list[int] = []
+    samples = []
+    for i, it in enumerate(items):
+        try:
+            x = it.session.decode(it.chunk)
+        except Exception as e:  # noqa: BLE001 - delivered to that chunk's handler
+            outcomes[i] = e
+            continue
+        if isinstance(x, ChunkOutcome):
+            outcomes[i] = x
+        else:
+            todo.append(i)
+            samples.append(x)
+    blocks = analyze_many([items[i].chunk.analyzer for i in todo], samples)
+    for i, block in zip(todo, blocks, strict=True):
+        try:
+            outcomes[i] = items[i].session.complete(items[i].chunk, block)
+        except Exception as e:  # noqa: BLE001 - delivered to that chunk's handler
+            outcomes[i] = e
+    return outcomes, time.perf_counter() - t0
