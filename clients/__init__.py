@@ -3,6 +3,7 @@
 from .analysis_client import (
     AnalysisClient,
     ChunkResultEvent,
+    FlowControlEvent,
     StreamEvent,
     StreamOptions,
     StreamStartedEvent,
@@ -14,6 +15,7 @@ from .wav import WavAudio, read_wav
 __all__ = [
     "AnalysisClient",
     "ChunkResultEvent",
+    "FlowControlEvent",
     "StreamEvent",
     "StreamOptions",
     "StreamStartedEvent",

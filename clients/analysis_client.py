@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import grpc
@@ -100,6 +100,8 @@ class StreamStartedEvent:
     next_audio_seq: int = 0
     resumed: bool = False
     replayed_results: int = 0
+    #: chunks the client may have unanswered (0: not announced)
+    credit_chunks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,61 @@ class StreamSummaryEvent:
     final_notes: tuple[Note, ...] = ()
 
 
-StreamEvent = StreamStartedEvent | ChunkResultEvent | StreamWarningEvent | StreamSummaryEvent
+@dataclass(frozen=True, slots=True)
+class FlowControlEvent:
+    """The node asks for bigger chunks (``coarsen``) or says any size is fine again."""
+
+    coarsen: bool
+    suggested_chunk_frames: int
+    credit_chunks: int
+    queue_delay_ms: float
+
+
+StreamEvent = (
+    StreamStartedEvent
+    | ChunkResultEvent
+    | StreamWarningEvent
+    | StreamSummaryEvent
+    | FlowControlEvent
+)
+
+
+@dataclass
+class FlowState:
+    """What the sender knows of the node's flow control (updated by the reading side).
+
+    Credits: at most ``credit_chunks`` chunks unanswered (0: the node announced none). A
+    real-time sender out of credits, or asked to coarsen, keeps the newly captured audio and
+    sends it merged into the next chunk (up to the node's largest chunk): nothing is dropped,
+    there are just fewer messages. A sender that is not real-time waits for credits instead.
+    """
+
+    credit_chunks: int = 0
+    coarsen_frames: int = 0
+    max_chunk_bytes: int = 0
+    next_seq: int = 0
+    answered_upto: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def in_credit(self) -> bool:
+        return not self.credit_chunks or self.next_seq - self.answered_upto < self.credit_chunks
+
+    def answered(self, seq: int) -> None:
+        if seq + 1 > self.answered_upto:
+            self.answered_upto = seq + 1
+            self.changed.set()
+
+    def on_event(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamStartedEvent):
+            self.credit_chunks = event.credit_chunks
+            self.max_chunk_bytes = event.max_chunk_bytes
+        elif isinstance(event, ChunkResultEvent) and not event.replayed:
+            self.answered(event.seq)
+        elif isinstance(event, StreamWarningEvent) and event.seq >= 0:
+            self.answered(event.seq)
+        elif isinstance(event, FlowControlEvent):
+            self.coarsen_frames = event.suggested_chunk_frames if event.coarsen else 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,12 +274,21 @@ def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
             s.next_audio_seq,
             s.resumed,
             s.replayed_results,
+            s.credit_chunks,
         )
     if kind == "warning":
         w = msg.warning
         return StreamWarningEvent(pb.WarningCode.Name(w.code), w.message, w.seq)
     if kind == "summary":
         return summary_from_pb(msg.summary)
+    if kind == "flow":
+        fc = msg.flow
+        return FlowControlEvent(
+            coarsen=fc.advice == pb.FlowControl.ADVICE_COARSEN,
+            suggested_chunk_frames=fc.suggested_chunk_frames,
+            credit_chunks=fc.credit_chunks,
+            queue_delay_ms=fc.queue_delay_ms,
+        )
     return None  # a message type from a newer server: ignored
 
 
@@ -283,7 +348,8 @@ class AnalysisClient:
     async def stream(self, audio: Audio, options: StreamOptions) -> AsyncIterator[StreamEvent]:
         """Stream ``audio`` and yield events as they arrive; raises ``grpc.aio.AioRpcError``."""
         call = self._stub.Analyze()
-        sender = asyncio.create_task(self._send(call, audio, options))
+        flow = FlowState()
+        sender = asyncio.create_task(self._send(call, audio, options, flow))
         try:
             while True:
                 msg = await call.read()
@@ -291,6 +357,7 @@ class AnalysisClient:
                     break
                 event = event_from_pb(msg, time.monotonic_ns())
                 if event is not None:
+                    flow.on_event(event)
                     yield event
             await sender
         finally:
@@ -309,18 +376,48 @@ class AnalysisClient:
         call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
         audio: Audio,
         options: StreamOptions,
+        flow: FlowState,
     ) -> None:
         await call.write(config_request(audio, options))
+        pcm = isinstance(audio, WavAudio)
+        frame_bytes = audio.frame_bytes if isinstance(audio, WavAudio) else 1
         t0 = time.monotonic()
         due = t0
-        for seq, (payload, duration_s) in enumerate(audio_chunks(audio, options.chunk_frames)):
+        pending = bytearray()
+
+        async def send(data: bytes) -> None:
+            chunk = pb.AudioChunk(seq=flow.next_seq, data=data, capture_t_ns=time.monotonic_ns())
+            flow.next_seq += 1
+            await call.write(pb.AnalyzeRequest(audio=chunk))
+
+        for payload, duration_s in audio_chunks(audio, options.chunk_frames):
             due += duration_s
             if options.realtime:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            chunk = pb.AudioChunk(seq=seq, data=payload, capture_t_ns=time.monotonic_ns())
-            await call.write(pb.AnalyzeRequest(audio=chunk))
+            if not pcm:  # Opus: one packet per chunk, nothing to merge
+                while not options.realtime and not flow.in_credit:
+                    flow.changed.clear()
+                    await flow.changed.wait()
+                await send(payload)
+                continue
+            pending += payload
+            if options.realtime:
+                if not flow.in_credit or len(pending) < flow.coarsen_frames * frame_bytes:
+                    continue  # merged into the next chunk (flow control; nothing dropped)
+            else:
+                while not flow.in_credit:
+                    flow.changed.clear()
+                    await flow.changed.wait()
+            limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
+            for i in range(0, len(pending), limit):
+                await send(bytes(pending[i : i + limit]))
+            pending.clear()
+        if pending:
+            limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
+            for i in range(0, len(pending), limit):
+                await send(bytes(pending[i : i + limit]))
         await call.done_writing()
 
     async def get_session(self, session_id: str) -> pb.GetSessionResponse:

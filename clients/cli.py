@@ -16,6 +16,7 @@ from .analysis_client import (
     AnalysisClient,
     Audio,
     ChunkResultEvent,
+    FlowControlEvent,
     Note,
     StreamEvent,
     StreamOptions,
@@ -59,6 +60,9 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
         )
     elif isinstance(event, StreamWarningEvent):
         print(f"warning {event.code}: {event.message}", flush=True)
+    elif isinstance(event, FlowControlEvent):
+        what = f"coarsen to {event.suggested_chunk_frames} frames" if event.coarsen else "normal"
+        print(f"flow control: {what} (queue {event.queue_delay_ms:.1f} ms)", flush=True)
 
 
 _NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .analysis_client import (
     ChunkResultEvent,
+    FlowControlEvent,
     Note,
     Onset,
     StreamEvent,
@@ -29,6 +30,8 @@ class StreamResult:
     latencies_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
     warnings: list[StreamWarningEvent] = field(default_factory=list)
+    #: flow-control advice received (the sender already acted on it)
+    flow: list[FlowControlEvent] = field(default_factory=list)
     chunks: int = 0
     hops: int = 0
     result_seqs: list[int] = field(default_factory=list)
@@ -50,6 +53,8 @@ class StreamResult:
         elif isinstance(event, StreamSummaryEvent):
             self.summary = event
             self.notes.extend(event.final_notes)
+        elif isinstance(event, FlowControlEvent):
+            self.flow.append(event)
         else:
             self.warnings.append(event)
 

@@ -119,7 +119,9 @@ class EdgeNode:
             write_stall_timeout_s=config.write_stall_timeout_s,
             credit_chunks=config.credit_chunks,
         )
-        self.grpc = GrpcEndpoint(service=service, host=config.host, port=config.grpc_port)
+        self.grpc = GrpcEndpoint(
+            service=service, host=config.host, port=config.grpc_port, reuse_port=config.reuse_port
+        )
         self.gateway = WebRtcGateway(
             manager=self.manager,
             offloader=self.offloader,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# One BLAS thread per process, set before numpy loads: batched products are big enough for
+# OpenBLAS to start its own threads, which spin and took ~0.9 cores at 16 sessions
+# (docs/capacity.md); serving uses processes (--workers) for parallelism instead.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402 - after the BLAS thread setting
 import asyncio
 import dataclasses
 import logging
@@ -12,6 +20,7 @@ from pathlib import Path
 
 from .app import EdgeNode
 from .config import load_config
+from .runtime import tune_malloc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--spool-max-mb", type=float, default=None, help="default 256")
     d.add_argument("--cloud-key-file", default=None, help="AES-256-GCM key, 64 hex digits")
     d.add_argument("--bandwidth", type=int, default=None, help="cloud link cap, bytes/s")
+    s.add_argument(
+        "--workers", type=int, default=None, help="serving processes on one port (default 1)"
+    )
+    s.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default=None, help="event loop (default uvloop)"
+    )
     s.add_argument("--log-level", default="INFO")
     k = sub.add_parser("sink", help="run the cloud consumer and its HTTP API")
     k.add_argument("--redis", required=True, help="cloud stream redis://HOST:PORT/DB")
@@ -86,6 +102,10 @@ async def _serve(args: argparse.Namespace) -> int:
     sync_changes = {k: v for k, v in sync.items() if v is not None}
     if sync_changes:
         cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, **sync_changes))
+    if args.worker_index is not None:  # one of --workers N processes sharing the port
+        cfg = dataclasses.replace(
+            cfg, node_id=f"{cfg.node_id}-w{args.worker_index}", reuse_port=True
+        )
     node = EdgeNode(cfg)
     await node.start()
     if args.ports_file is not None:
@@ -96,6 +116,37 @@ async def _serve(args: argparse.Namespace) -> int:
     await _until_signalled()
     await node.stop()
     return 0
+
+
+def _supervise(args: argparse.Namespace, n: int, argv: list[str]) -> int:
+    from .workers import Supervisor
+
+    passed: list[str] = []
+    skip = {"serve", "--workers", "--grpc-port", "--http-port", "--ports-file"}
+    it = iter(argv)
+    for a in it:
+        key = a.split("=", 1)[0]
+        if key in skip:
+            if "=" not in a and key != "serve":
+                next(it, None)
+            continue
+        passed.append(a)
+    cfg = load_config(args.config, grpc_port=args.grpc_port, http_port=args.http_port,
+                      host=args.host)  # fmt: skip
+    sup = Supervisor(n=n, argv=passed, host=cfg.host, grpc_port=cfg.grpc_port,
+                     http_port=cfg.http_port)  # fmt: skip
+    sup.start()
+    if args.ports_file is not None:
+        import json
+
+        args.ports_file.write_text(json.dumps({"grpc": sup.grpc_port, "http": sup.http_ports[0],
+                                               "http_workers": sup.http_ports}))  # fmt: skip
+    ports = ", ".join(str(p) for p in sup.http_ports)
+    print(f"edge-server: {n} workers on gRPC port {sup.grpc_port}; HTTP ports {ports}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    print(f"edge-server ready grpc={sup.grpc_port} http={sup.http_ports[0]} workers={n}",
+          flush=True)  # fmt: skip
+    return sup.run()
 
 
 async def _until_signalled() -> None:
@@ -157,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.cmd == "serve":
+        tune_malloc()
+        cfg = load_config(args.config, workers=args.workers, event_loop=args.loop)
+        if cfg.workers > 1 and args.worker_index is None:
+            return _supervise(args, cfg.workers, argv if argv is not None else sys.argv[1:])
+        if cfg.event_loop == "uvloop":
+            import uvloop
+
+            return uvloop.run(_serve(args))
         return asyncio.run(_serve(args))
     if args.cmd == "sink":
         return asyncio.run(_sink(args))

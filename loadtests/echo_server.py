@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
-from edge_server.transport.grpc_server import SERVER_OPTIONS
+from edge_server.transport.grpc_server import server_options
 
 
 class EchoService(pb_grpc.AudioAnalysisServicer):
@@ -36,8 +37,8 @@ class EchoService(pb_grpc.AudioAnalysisServicer):
         await context.write(pb.AnalyzeResponse(summary=pb.StreamSummary(session_id="echo")))
 
 
-async def serve(port: int) -> None:
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+async def serve(port: int, *, reuse_port: bool = False) -> None:
+    server = grpc.aio.server(options=server_options(reuse_port=reuse_port))
     pb_grpc.add_AudioAnalysisServicer_to_server(EchoService(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -52,8 +53,28 @@ async def serve(port: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(p.parse_args().port))
+    p.add_argument("--port", "--grpc-port", dest="port", type=int, default=0)
+    p.add_argument("--http-port", type=int, default=0, help="ignored (no HTTP side)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    p.add_argument("--worker-index", type=int, default=None)
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    args = p.parse_args()
+    if args.workers > 1 and args.worker_index is None:
+        from edge_server.workers import Supervisor
+
+        sup = Supervisor(n=args.workers, argv=["--loop", args.loop], host="127.0.0.1",
+                         grpc_port=args.port, http_port=0,
+                         command=("loadtests.echo_server",))  # fmt: skip
+        sup.start()
+        print(f"echo-server ready grpc={sup.grpc_port} workers={args.workers}", flush=True)
+        sys.exit(sup.run())
+    coro = serve(args.port, reuse_port=args.worker_index is not None)
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
 
 
 if __name__ == "__main__":

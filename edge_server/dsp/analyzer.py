@@ -10,10 +10,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .fastnotes import DecisionParams, FastNoteDecoder, NoteOff, NoteOn
+from .fastnotes import DecisionParams, Decisions, FastNoteDecoder, NoteOff, NoteOn, decide_many
 from .features import rms_db, spectral_centroid_hz
 from .fft import frames_rfft
-from .notenet import NetOutput, NoteNet, load_weights, net_inputs
+from .notenet import NoteNet, load_weights, net_inputs
 from .notenet import process_many as net_many
 from .onset import OnsetDetector, OnsetParams, superflux_many
 from .resample import StreamingResampler, process_many
@@ -241,14 +241,13 @@ class StreamAnalyzer:
         self.frames_done += int(frames.shape[0])
         return frames, first
 
-    def _block(self, y: F32, first: int, *, frames: F32, x: F32, odf: F32,
-               out: NetOutput, rms: F32, centroid: F32) -> AnalysisBlock:  # fmt: skip
-        """Decisions on one stream's hops, from the batched front end's rows for it."""
+    def _block(
+        self, y: F32, first: int, *, odf: F32, dec: Decisions, rms: F32, centroid: F32
+    ) -> AnalysisBlock:
+        """One stream's block, from the batched front end's rows and decisions for it."""
         c = self.config
         superflux = c.onset_method == "superflux"
         ob = self._onset.pick(odf, pick=superflux)
-        n_long = self._onset.n_bands
-        dec = self._decoder.process(out, x[:, n_long:-1], notes=self.notes)
         if superflux:
             onset_frames, strengths, offset_s = ob.onset_frames, ob.strengths, c.onset.time_offset_s
         else:
@@ -336,39 +335,32 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     rms = rms_db(frames)
     offs = np.cumsum([0, *counts[:-1]])
     odf = np.zeros(total, dtype=np.float32)
-    outs: list[NetOutput | None] = [None] * len(analyzers)
+    decs: list[Decisions | None] = [None] * len(analyzers)
     groups: dict[tuple[int, bool], list[int]] = {}
     for i, (a, n) in enumerate(zip(analyzers, counts, strict=True)):
         if n:
             groups.setdefault((n, a.notes), []).append(i)
+    n_long = long_bands.shape[1]
     for (n, notes), members in groups.items():
         rows = offs[members][:, None] + np.arange(n)[None, :]  # (streams, n) row indices
         g_odf = superflux_many([analyzers[i]._onset for i in members], long_bands[rows])
         odf[rows] = g_odf
         x[rows, -1] = g_odf
-        g_out = net_many([analyzers[i]._net for i in members], x[rows], keys=notes)
-        for i, g in zip(members, g_out, strict=True):
-            outs[i] = g
+        xg = x[rows]
+        g_out = net_many([analyzers[i]._net for i in members], xg, keys=notes)
+        g_dec = decide_many(
+            [analyzers[i]._decoder for i in members], g_out, xg[:, :, n_long:-1], notes=notes
+        )
+        for i, d in zip(members, g_dec, strict=True):
+            decs[i] = d
     blocks = []
-    for i, (a, (f, first), y) in enumerate(zip(analyzers, taken, ys, strict=True)):
-        o, n = int(offs[i]), counts[i]
-        out = outs[i]
-        if out is None:
+    for i, (a, (_, first), y) in enumerate(zip(analyzers, taken, ys, strict=True)):
+        dec = decs[i]
+        if dec is None:
             blocks.append(_empty(a._frame_centre_s(first), y))
             continue
-        sl = slice(o, o + n)
-        blocks.append(
-            a._block(
-                y,
-                first,
-                frames=f,
-                x=x[sl],
-                odf=odf[sl],
-                out=out,
-                rms=rms[sl],
-                centroid=centroid[sl],
-            )
-        )
+        sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+        blocks.append(a._block(y, first, odf=odf[sl], dec=dec, rms=rms[sl], centroid=centroid[sl]))
     return blocks
 
 

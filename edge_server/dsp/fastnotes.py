@@ -11,6 +11,7 @@ threshold with no onset open is reported too when its probability clears the hig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,24 +181,24 @@ class FastNoteDecoder:
         notes : bool
             Decide notes too (``False``: onsets only).
         """
-        rows = (
-            np.concatenate((self._prev_short[None, :], short_bands), axis=0)
-            if self._prev_short.size
-            else np.concatenate((short_bands[:1], short_bands), axis=0)
-        )
-        rise = np.maximum(np.diff(rows, axis=0), 0.0).sum(axis=1).tolist()
-        if short_bands.shape[0]:
-            self._prev_short = short_bands[-1].copy()
+        return decide_many([self], out.stream_axis(), short_bands[None], notes=notes)[0]
+
+    def _decide(
+        self,
+        out: NetOutput,
+        rise: list[float],
+        hot: list[bool],
+        low: npt.NDArray[np.bool_],
+        *,
+        notes: bool,
+    ) -> Decisions:
+        """The per-hop decisions, from the batched pre-computations of :func:`decide_many`."""
         p = self.p
         onsets: list[int] = []
         strengths: list[float] = []
         ons: list[NoteOn] = []
         offs: list[NoteOff] = []
         n = int(out.onset.shape[0])
-        if notes and n:
-            k_min = min(p.key_threshold, p.orphan_threshold)
-            hot = (out.key_onset.max(axis=1) >= k_min).tolist()
-            low = out.key_on < p.off_threshold
         for i, v in enumerate(out.onset.tolist()):
             t = self._frame
             gate = max(rise[i], self._prev_rise)
@@ -269,3 +270,44 @@ class FastNoteDecoder:
             ons.append(NoteOn(nid, k + LOWEST_KEY_MIDI, onset_s, end_s, vel, float(q[k])))
             self._last_struck[k] = t
             self._open[k] = (nid, onset_s)
+
+
+def decide_many(
+    decoders: Sequence[FastNoteDecoder], out: NetOutput, short_bands: F32, *, notes: bool
+) -> list[Decisions]:
+    """Decisions for several streams' next hops (same params, same hop count).
+
+    The array work (short-band rise, which hops have a hot key, which keys are below the off
+    threshold) is done once for all streams; the per-hop logic then runs per stream.
+
+    Parameters
+    ----------
+    decoders : sequence of FastNoteDecoder
+        One per stream.
+    out : NetOutput
+        Batched network outputs, leading axis streams (see ``notenet.process_many``).
+    short_bands : ndarray, shape (n_streams, n_frames, n_short_bands), float32
+        Each stream's short-frame log bands of the same hops.
+    notes : bool
+        Decide notes too.
+    """
+    bn, n = int(short_bands.shape[0]), int(short_bands.shape[1])
+    prev = np.empty((bn, 1, short_bands.shape[2]), dtype=np.float32)
+    for b, d in enumerate(decoders):
+        prev[b, 0] = d._prev_short if d._prev_short.size else short_bands[b, 0]
+        if n:
+            d._prev_short = short_bands[b, -1].copy()
+    rows = np.concatenate((prev, short_bands), axis=1)
+    rise = np.maximum(np.diff(rows, axis=1), 0.0).sum(axis=2).tolist()
+    p = decoders[0].p
+    if notes and n:
+        k_min = min(p.key_threshold, p.orphan_threshold)
+        hot = (out.key_onset.max(axis=2) >= k_min).tolist()
+        low = out.key_on < p.off_threshold
+    else:
+        hot = [[False] * n] * bn
+        low = np.zeros((bn, n, 0), dtype=bool)
+    return [
+        d._decide(out.stream(b), rise[b], hot[b], low[b], notes=notes)
+        for b, d in enumerate(decoders)
+    ]

@@ -243,6 +243,16 @@ class NetOutput:
     key_on: F32
     velocity: F32
 
+    def stream_axis(self) -> NetOutput:
+        """This one stream's output with a leading streams axis of length 1 (views)."""
+        return NetOutput(
+            self.onset[None], self.key_onset[None], self.key_on[None], self.velocity[None]
+        )
+
+    def stream(self, b: int) -> NetOutput:
+        """Stream ``b`` of a batched output (leading axis: streams), as views."""
+        return NetOutput(self.onset[b], self.key_onset[b], self.key_on[b], self.velocity[b])
+
 
 class NoteNetWeights:
     """Weights and settings loaded from an ``.npz`` (shared read-only by all sessions)."""
@@ -371,10 +381,10 @@ class NoteNet:
         -------
         NetOutput
         """
-        return process_many([self], x[None], keys=keys)[0]
+        return process_many([self], x[None], keys=keys).stream(0)
 
 
-def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> list[NetOutput]:
+def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> NetOutput:
     """Run the next frames of several streams in one pass (same weights, same frame count).
 
     Each stream's result equals its own :meth:`NoteNet.process` (up to float rounding of the
@@ -391,8 +401,8 @@ def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> list[
 
     Returns
     -------
-    list of NetOutput
-        One per stream (views into shared arrays).
+    NetOutput
+        With a leading streams axis on every array (:meth:`NetOutput.stream` picks one).
     """
     w = nets[0].w
     h = w.n_h1
@@ -416,11 +426,8 @@ def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> list[
         q._h1_hist = hist[b, -d0:].copy()
     y = _sigmoid(h2 @ w.c + w.c_bias).reshape(bn, n, 2)
     if not keys:  # onsets only: the harmonic history is not kept
-        z = np.zeros((n, N_KEYS), dtype=np.float32)
-        return [
-            NetOutput(onset=y[b, :, 0], key_onset=z, key_on=z, velocity=y[b, :, 1])
-            for b in range(bn)
-        ]
+        z = np.zeros((bn, n, N_KEYS), dtype=np.float32)
+        return NetOutput(onset=y[:, :, 0], key_onset=z, key_on=z, velocity=y[:, :, 1])
     e = harmonic_patterns(x[:, :, : w.n_long].reshape(rows, -1), w.lo, w.hi, w.w)
     e -= w.h_mean
     e *= w.h_inv_std
@@ -435,18 +442,12 @@ def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> list[
     feats = np.concatenate(
         [ehist[:, k0 - d : k0 - d + n] for d in KEY_TAPS], axis=3
     )  # (streams, n, 88, 3p)
-    zk = feats.reshape(rows * N_KEYS, -1) @ w.k1_h  # (rows*88, n_z)
-    zk = zk.reshape(rows, N_KEYS, -1)
-    zk += (g @ w.k1_g)[:, None, :]
+    zk = (feats.reshape(rows * N_KEYS, -1) @ w.k1_h).reshape(bn, n, N_KEYS, -1)
+    zk += (g @ w.k1_g).reshape(bn, n, 1, -1)
     zk += w.key_bias
     np.maximum(zk, 0.0, out=zk)
     yk = _sigmoid(zk.reshape(rows * N_KEYS, -1) @ w.k2 + w.k2_bias).reshape(bn, n, N_KEYS, 2)
-    return [
-        NetOutput(
-            onset=y[b, :, 0], key_onset=yk[b, :, :, 0], key_on=yk[b, :, :, 1], velocity=y[b, :, 1]
-        )
-        for b in range(bn)
-    ]
+    return NetOutput(onset=y[:, :, 0], key_onset=yk[..., 0], key_on=yk[..., 1], velocity=y[:, :, 1])
 
 
 def _stack(arrays: list[F32]) -> F32:

@@ -10,9 +10,13 @@ When a batch is cut (deadline-aware, no fixed timer):
 
 * the worker is busy: chunks wait; the next batch starts the moment it is free;
 * ``max_batch`` chunks are waiting: cut;
-* otherwise the oldest chunk may wait while its slack lasts, ``budget_s - age - expected
-  batch time``, but only if another chunk is expected within that slack at the measured
-  arrival rate. At low load that is never: a lone chunk runs at once and gains no latency.
+* otherwise the oldest chunk may wait until it is ``budget_s`` old, but only while another
+  chunk is expected within the time left at the measured arrival rate and some session
+  without a chunk here could send one (each session has at most one chunk in flight). At
+  low load that is never: a lone chunk runs at once and gains no latency.
+
+``max_batch`` bounds a batch's own run time too (every chunk of a batch is answered when the
+batch ends): at ~0.3 ms of analysis per chunk, 32 chunks take ~10 ms.
 
 Queue bound and overflow policy: each session has at most one chunk here (its handler awaits
 it before reading the next message), so the queue holds at most ``max_sessions`` chunks; a
@@ -40,7 +44,7 @@ class BatcherSettings:
     """Attributes
     ----------
     max_batch : int
-        Most chunks per batch (~64 sessions keep a batch's working set in cache).
+        Most chunks per batch; bounds the batch's run time, which every chunk in it waits.
     budget_s : float
         Longest a chunk may wait for others to join its batch, s.
     overload_s : float
@@ -48,8 +52,8 @@ class BatcherSettings:
         refused and the streams are told to slow down or send bigger chunks.
     """
 
-    max_batch: int = 64
-    budget_s: float = 0.002
+    max_batch: int = 32
+    budget_s: float = 0.003
     overload_s: float = 0.015
 
     def __post_init__(self) -> None:
@@ -95,6 +99,11 @@ class ChunkBatcher:
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = time.monotonic()
+        #: sessions that handed in a chunk within the last second: each has at most one chunk
+        #: here, so only the others can still join a batch
+        self._recent: dict[Session, float] = {}
+        self._pruned = self._last_arrival
+        self._in_worker = 0
         self.stats = BatchStats()
 
     def overloaded(self) -> bool:
@@ -123,6 +132,10 @@ class ChunkBatcher:
         self._last_arrival = now
         st = self.stats
         st.arrival_hz = 0.98 * st.arrival_hz + 0.02 / gap if st.arrival_hz else 1.0 / gap
+        self._recent[session] = now
+        if now - self._pruned > 1.0:
+            self._recent = {k: t for k, t in self._recent.items() if now - t <= 1.0}
+            self._pruned = now
         self._pending.append(item)
         self._maybe_cut()
         return await item.future
@@ -133,9 +146,10 @@ class ChunkBatcher:
         s = self.settings
         n = len(self._pending)
         if n < s.max_batch:
-            age = time.monotonic() - self._pending[0].t_in
-            slack = s.budget_s - age - self.stats.cost_per_chunk_s * (n + 1)
-            if slack > 0.0 and self.stats.arrival_hz * slack >= 1.0:
+            slack = s.budget_s - (time.monotonic() - self._pending[0].t_in)
+            others = len(self._recent) - n - self._in_worker  # sessions that could still send
+            # wait for company only if at least one more chunk is due within the slack
+            if slack > 0.0 and others >= 1 and self.stats.arrival_hz * slack >= 1.0:
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(slack, self._on_timer)
                 return
@@ -153,12 +167,14 @@ class ChunkBatcher:
         n = min(len(self._pending), self.settings.max_batch)
         items = [self._pending.popleft() for _ in range(n)]
         self._running = True
+        self._in_worker = n
         loop = asyncio.get_running_loop()
         work = self._pool.submit(_process, items)
         work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f))
 
     def _done(self, items: list[_Item], work: Future[tuple[list[object], float]]) -> None:
         self._running = False
+        self._in_worker = 0
         now = time.monotonic()
         try:
             outcomes, busy_s = work.result()

@@ -27,11 +27,19 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+def server_options(*, reuse_port: bool) -> list[tuple[str, int]]:
+    """SERVER_OPTIONS; with ``reuse_port`` the port is shared by several processes."""
+    return [(k, int(reuse_port) if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS]
+
+
 class GrpcEndpoint:
     """The node's gRPC server and its health servicer."""
 
-    def __init__(self, *, service: AudioAnalysisService, host: str, port: int) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+    def __init__(
+        self, *, service: AudioAnalysisService, host: str, port: int, reuse_port: bool = False
+    ) -> None:
+        options = server_options(reuse_port=reuse_port)
+        self.server = grpc.aio.server(options=options)
         # generated *_pb2_grpc code carries no annotations
         analysis_pb2_grpc.add_AudioAnalysisServicer_to_server(service, self.server)  # type: ignore[no-untyped-call]
         self.health = health.aio.HealthServicer()

@@ -1,0 +1,388 @@
+"""Sessions one node holds in real time, ours beside the echo floor, in one run.
+
+    python -m loadtests.capacity [--repeats 3] [--workers 2] [--generators 2] [--plot PNG]
+
+For each repeat (alternating which server goes first) and each server:
+
+1. start the server: ``edge-server serve --workers W`` on its embedded defaults (memory
+   store, no Redis or Consul; ``max_sessions`` raised so that only load limits admission), or
+   the echo floor ``loadtests.echo_server --workers W`` (same proto, gRPC options, process
+   count and event loop; answers each chunk without analysis);
+2. ramp sessions with the lean generator (``loadtests.loadgen``, ``--generators`` processes;
+   44.1 kHz PCM16 1024-frame chunks at real-time pace, ``ONSETS, FEATURES, NOTES``):
+   x1.5 per level until a level fails, then bisect. A level holds when, over its window, the
+   audio-to-result p99 is <= 20 ms, no stream fell behind real time (a send > 100 ms late),
+   no session was refused and no stream failed;
+3. for ours, hold 80 % of its capacity for ``--hold-s`` and measure latency percentiles,
+   server CPU per audio-second per session, and server RSS (total and per session, over the
+   idle server's RSS).
+
+Prints one line per level, then one JSON line with the medians over repeats, and writes a
+plot of latency against sessions. Server and generator share this machine's cores: the
+generators' own CPU is in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+P99_LIMIT_MS = 20.0
+TICK_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == pid:
+                out.append(int(d))
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for c in _children(pid):
+        pids += _tree(c)
+    return pids
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / TICK_HZ
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+@dataclass
+class Level:
+    sessions: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    behind: int
+    rejected: int
+    errors: int
+    flow: int
+    active: int
+    server_cores: float
+    gen_cores: float
+    rss_mb: float
+    reject_ms: list[float] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.p99_ms <= P99_LIMIT_MS
+            and self.behind == 0
+            and self.rejected == 0
+            and self.errors == 0
+            and self.active == self.sessions
+        )
+
+
+class Gen:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, cmd: dict[str, object]) -> dict[str, object]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+        if not line:
+            raise RuntimeError("load generator exited")
+        out: dict[str, object] = json.loads(line)
+        return out
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+
+    async def _server(self, kind: str, cfg: Path) -> tuple[asyncio.subprocess.Process, int]:
+        w = str(self.a.workers)
+        if kind == "edge":
+            cmd = [sys.executable, "-m", "edge_server.cli", "serve", "--grpc-port", "0",
+                   "--http-port", "0", "--workers", w, "--loop", self.a.loop,
+                   "--config", str(cfg), "--log-level", "WARNING"]  # fmt: skip
+        else:
+            cmd = [sys.executable, "-m", "loadtests.echo_server", "--port", "0", "--workers", w,
+                   "--loop", self.a.loop]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+        return proc, int(line.split("grpc=")[1].split()[0])
+
+    async def _gens(self, port: int) -> list[Gen]:
+        gens = []
+        for _ in range(self.a.generators):
+            p = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "loadtests.loadgen", "--target", f"127.0.0.1:{port}",
+                "--channels", str(self.a.channels),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,
+            )  # fmt: skip
+            assert p.stdout is not None
+            await asyncio.wait_for(p.stdout.readline(), 60)
+            gens.append(Gen(p))
+        return gens
+
+    async def _level(self, n: int, gens: list[Gen], server_pids: list[int], hold_s: float) -> Level:
+        shares = [n // len(gens) + (i < n % len(gens)) for i in range(len(gens))]
+        sets = await asyncio.gather(
+            *(g.ask({"cmd": "set", "n": k}) for g, k in zip(gens, shares, strict=True))
+        )
+        await asyncio.sleep(self.a.settle_s)
+        await asyncio.gather(*(g.ask({"cmd": "mark"}) for g in gens))
+        s0, t0 = _cpu_s(server_pids), time.monotonic()
+        g0 = [float((await g.ask({"cmd": "report"}))["cpu_s"]) for g in gens]
+        await asyncio.sleep(hold_s)
+        reps = await asyncio.gather(*(g.ask({"cmd": "report"}) for g in gens))
+        dt = time.monotonic() - t0
+        s1 = _cpu_s(server_pids)
+        lat = np.concatenate([np.asarray(r["lat_us"], dtype=np.float64) for r in reps]) / 1e3
+        pct = np.percentile(lat, [50, 95, 99]) if lat.size else np.full(3, math.inf)
+        return Level(
+            sessions=n,
+            p50_ms=float(pct[0]),
+            p95_ms=float(pct[1]),
+            p99_ms=float(pct[2]),
+            behind=sum(int(r["behind"]) for r in reps),  # type: ignore[call-overload]
+            rejected=sum(int(s["rejected"]) for s in sets),  # type: ignore[call-overload]
+            errors=sum(int(r["n_errors"]) for r in reps),  # type: ignore[call-overload]
+            flow=sum(int(r["flow"]) for r in reps),  # type: ignore[call-overload]
+            active=sum(int(r["active"]) for r in reps),  # type: ignore[call-overload]
+            server_cores=(s1 - s0) / dt,
+            gen_cores=sum(float(r["cpu_s"]) - c for r, c in zip(reps, g0, strict=True)) / dt,  # type: ignore[arg-type]
+            rss_mb=_rss_mb(server_pids),
+            reject_ms=[x for s in sets for x in s["reject_ms"]],  # type: ignore[attr-defined]
+        )
+
+    async def ramp(self, kind: str, cfg: Path) -> dict[str, object]:
+        proc, port = await self._server(kind, cfg)
+        gens: list[Gen] = []
+        try:
+            await asyncio.sleep(1.0)
+            pids = _tree(proc.pid)
+            idle_rss = _rss_mb(pids)
+            gens = await self._gens(port)
+            levels: list[Level] = []
+
+            async def run(n: int, hold_s: float) -> Level:
+                lv = await self._level(n, gens, pids, hold_s)
+                levels.append(lv)
+                print(
+                    f"  {kind:4s} {n:5d} sessions: p50 {lv.p50_ms:6.2f} p95 {lv.p95_ms:6.2f} "
+                    f"p99 {lv.p99_ms:7.2f} ms  behind {lv.behind} refused {lv.rejected} "
+                    f"errors {lv.errors} flow {lv.flow}  server {lv.server_cores:.2f} cores, "
+                    f"generators {lv.gen_cores:.2f} cores, RSS {lv.rss_mb:.0f} MB  "
+                    f"{'ok' if lv.ok else 'FAIL'}",
+                    flush=True,
+                )
+                return lv
+
+            good: Level | None = None
+            bad = 0
+            n = self.a.start
+            while n <= self.a.max_sessions:
+                lv = await run(n, self.a.window_s)
+                if not lv.ok:
+                    bad = n
+                    break
+                good = lv
+                n = math.ceil(n * self.a.growth)
+            lo = good.sessions if good else 0
+            hi = bad or lo
+            for _ in range(self.a.bisect):
+                if hi - lo <= max(2, lo // 20):
+                    break
+                mid = (lo + hi) // 2
+                await asyncio.gather(*(g.ask({"cmd": "set", "n": 0}) for g in gens))
+                await asyncio.sleep(1.0)  # let a backlog from the failed level drain
+                lv = await run(mid, self.a.window_s)
+                if lv.ok:
+                    lo, good = mid, lv
+                else:
+                    hi = mid
+            out: dict[str, object] = {
+                "capacity": lo,
+                "levels": [lv.__dict__ for lv in levels],
+                "idle_rss_mb": idle_rss,
+                "rss_at_capacity_mb": good.rss_mb if good else idle_rss,
+            }
+            if kind == "edge" and lo > 0:
+                await asyncio.gather(*(g.ask({"cmd": "set", "n": 0}) for g in gens))
+                await asyncio.sleep(1.0)
+                at80 = await run(max(1, round(0.8 * lo)), self.a.hold_s)
+                out["at80"] = at80.__dict__
+                out["reject_ms"] = [x for lv in levels for x in lv.reject_ms]
+            return out
+        finally:
+            for g in gens:
+                try:
+                    await g.ask({"cmd": "quit"})
+                except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
+                    pass
+                if g.proc.returncode is None:
+                    g.proc.kill()
+                await g.proc.wait()
+            proc.terminate()
+            await proc.wait()
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    bench = Bench(args)
+    rows: dict[str, list[dict[str, object]]] = {"edge": [], "echo": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "bench.toml"
+        # only load (the batcher's overload signal) limits admission, not a session count
+        cfg.write_text("[manager]\nmax_sessions = 100000\n")
+        for r in range(args.repeats):
+            for kind in ["edge", "echo"] if r % 2 == 0 else ["echo", "edge"]:
+                if args.only and kind != args.only:
+                    continue
+                print(f"repeat {r + 1}: {kind}", flush=True)
+                rows[kind].append(await bench.ramp(kind, cfg))
+    med = statistics.median
+    edge, echo = rows["edge"], rows["echo"]
+    caps = [int(e["capacity"]) for e in edge] or [0]  # type: ignore[call-overload]
+    floors = [int(e["capacity"]) for e in echo] or [0]  # type: ignore[call-overload]
+    at80 = [e["at80"] for e in edge if "at80" in e]
+    summary: dict[str, object] = {
+        "bench": "capacity",
+        "workers": args.workers,
+        "generators": args.generators,
+        "chunk": "44.1 kHz PCM16 mono, 1024 frames",
+        "analyses": "ONSETS,FEATURES,NOTES",
+        "repeats": args.repeats,
+        "sessions_ours": med(caps),
+        "sessions_echo_floor": med(floors),
+        "ratio": round(med(c / max(f, 1) for c, f in zip(caps, floors, strict=False)), 3),
+        "sessions_ours_each": caps,
+        "sessions_echo_each": floors,
+    }
+    if at80:
+
+        def m(key: str) -> float:
+            return round(med(float(a[key]) for a in at80), 3)  # type: ignore[index]
+
+        n80 = m("sessions")
+        summary |= {
+            "at80_sessions": n80,
+            "at80_p50_ms": m("p50_ms"),
+            "at80_p95_ms": m("p95_ms"),
+            "at80_p99_ms": m("p99_ms"),
+            "at80_behind": m("behind"),
+            "at80_server_cores": m("server_cores"),
+            "at80_generator_cores": m("gen_cores"),
+            "server_cpu_us_per_audio_s_per_session": round(
+                med(
+                    float(a["server_cores"]) / float(a["sessions"]) * 1e6  # type: ignore[index]
+                    for a in at80
+                ),
+                1,
+            ),
+        }
+        per = [
+            (float(e["rss_at_capacity_mb"]) - float(e["idle_rss_mb"])) / max(int(e["capacity"]), 1)  # type: ignore[call-overload, arg-type]
+            for e in edge
+        ]
+        summary["rss_total_at_capacity_mb"] = round(
+            med(float(e["rss_at_capacity_mb"]) for e in edge), 1
+        )  # type: ignore[arg-type]
+        summary["rss_idle_mb"] = round(med(float(e["idle_rss_mb"]) for e in edge), 1)  # type: ignore[arg-type]
+        summary["rss_per_session_mb"] = round(med(per), 3)
+        rej = [x for e in edge for x in e.get("reject_ms", [])]  # type: ignore[attr-defined]
+        if rej:
+            summary["refusal_ms_max"] = round(max(rej), 1)
+    if args.plot:
+        _plot(rows, Path(args.plot))
+        summary["plot"] = str(args.plot)
+    return summary
+
+
+def _plot(rows: dict[str, list[dict[str, object]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    colours = {"edge": "tab:blue", "echo": "tab:grey"}
+    names = {"edge": "seminote-edge (onsets+features+fast notes)", "echo": "echo floor"}
+    for kind, runs in rows.items():
+        for r, run in enumerate(runs):
+            lv = sorted(run["levels"], key=lambda x: x["sessions"])  # type: ignore[arg-type, index]
+            xs = [x["sessions"] for x in lv]
+            ax.plot(xs, [x["p99_ms"] for x in lv], "o-", color=colours[kind], alpha=0.8,
+                    label=f"{names[kind]} p99" if r == 0 else None)  # fmt: skip
+            ax.plot(xs, [x["p50_ms"] for x in lv], "x--", color=colours[kind], alpha=0.5,
+                    label=f"{names[kind]} p50" if r == 0 else None)  # fmt: skip
+    ax.axhline(P99_LIMIT_MS, color="tab:red", lw=1, ls=":", label="p99 limit 20 ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent real-time sessions (1024-frame chunks, 43 msg/s each)")
+    ax.set_ylabel("audio-to-result latency, ms")
+    ax.set_title("Latency vs sessions on one 2-core node (generators on the same machine)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2, help="server processes (SO_REUSEPORT)")
+    p.add_argument("--generators", type=int, default=2, help="load generator processes")
+    p.add_argument("--channels", type=int, default=8, help="connections per generator")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    p.add_argument("--start", type=int, default=16, help="first level, sessions")
+    p.add_argument("--growth", type=float, default=1.5)
+    p.add_argument("--bisect", type=int, default=3)
+    p.add_argument("--max-sessions", type=int, default=5000)
+    p.add_argument("--settle-s", type=float, default=1.5)
+    p.add_argument("--window-s", type=float, default=3.0)
+    p.add_argument("--hold-s", type=float, default=10.0, help="the 80 %% level's window")
+    p.add_argument("--plot", default="loadtests/out/capacity.png")
+    p.add_argument("--only", choices=["edge", "echo"], default=None, help="one server only")
+    args = p.parse_args()
+    print(json.dumps(asyncio.run(run(args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

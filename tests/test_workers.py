@@ -1,0 +1,46 @@
+"""``edge-server serve --workers 2``: two processes share one gRPC port; a stream stays on one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+from seminote.edge.v1 import analysis_pb2 as pb
+from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from tests.procs import spawn
+from tests.transport.helpers import audio, config, note_chunks
+
+
+async def _stream_node(port: int) -> str:
+    # a connection of its own (gRPC would otherwise share one between channels to one target)
+    opts = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as ch:
+        call = pb_grpc.AudioAnalysisStub(ch).Analyze()
+        await call.write(config(analyses=[pb.ANALYSIS_ONSETS]))
+        started = await call.read()
+        for i, chunk in enumerate(note_chunks()):
+            await call.write(audio(i, chunk))
+        await call.done_writing()
+        msgs = []
+        while (m := await call.read()) is not grpc.aio.EOF:
+            msgs.append(m)
+        onsets = [o.time_s for m in msgs if m.HasField("result") for o in m.result.onsets]
+        assert len(onsets) == 3 and msgs[-1].HasField("summary")
+        return str(started.started.node_id)
+
+
+async def test_two_workers_share_the_port_and_stop_together() -> None:
+    proc, ports = await spawn(
+        "edge_server.cli", "serve", "--grpc-port", "0", "--http-port", "0", "--workers", "2",
+        "--node-id", "wk",
+    )  # fmt: skip
+    try:
+        assert ports["workers"] == 2
+        nodes = await asyncio.gather(*(_stream_node(ports["grpc"]) for _ in range(12)))
+        # connections are spread by the kernel: with 12, both workers serve (p = 1 - 2^-11)
+        assert set(nodes) == {"wk-w0", "wk-w1"}, nodes
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
