@@ -1,0 +1,56 @@
+"""The load tools run end to end (tiny settings): locust's gRPC user and the capacity bench."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.procs import edge_node
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_locust_user_reports_audio_to_result(tmp_path: Path) -> None:
+    proc, ports = await edge_node("locust-node")
+    try:
+        env = os.environ | {"SEMINOTE_STREAM_S": "2", "PYTHONPATH": str(ROOT)}
+        loc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+            "--host", f"127.0.0.1:{ports['grpc']}", "--headless", "-u", "2", "-r", "2",
+            "-t", "6s", "--csv", str(tmp_path / "run"), "--only-summary",
+            cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await asyncio.wait_for(loc.wait(), 90) == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
+    rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "run_stats.csv").open())}
+    chunks = rows["audio-to-result"]
+    assert int(chunks["Request Count"]) > 200  # 2 users x ~43 chunks/s x ~5 s
+    assert int(chunks["Failure Count"]) == 0 and int(rows["open"]["Failure Count"]) == 0
+    assert 0 < float(chunks["Median Response Time"]) < 100
+
+
+async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
+    png = tmp_path / "capacity.png"
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
+        "--growth", "2", "--max-sessions", "4", "--bisect", "0", "--settle-s", "0.5",
+        "--window-s", "1", "--hold-s", "1", "--generators", "1", "--plot", str(png),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(bench.communicate(), 240)
+    assert bench.returncode == 0, out.decode()[-2000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["sessions_ours"] >= 2 and summary["sessions_echo_floor"] >= 2
+    keys = ("ratio", "at80_p99_ms", "server_cpu_us_per_audio_s_per_session",
+            "rss_per_session_mb", "rss_total_at_capacity_mb", "at80_generator_cores")  # fmt: skip
+    for key in keys:
+        assert key in summary, key
+    assert png.stat().st_size > 10_000
