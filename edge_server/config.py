@@ -47,7 +47,7 @@ class StoreSettings:
     ttl_s: float = 3600.0
     #: results kept per session for replay to a resuming client (512 x 23 ms = 12 s; a resume
     #: replays only what was in flight past the last snapshot)
-    results_log_keep: int = 512
+    results_log_keep: int = 128
     #: a result waits this long for the store before it is sent unconfirmed
     commit_timeout_s: float = 1.0
 

@@ -148,12 +148,12 @@ class Bench:
         line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
         return proc, int(line.split("grpc=")[1].split()[0])
 
-    async def _gens(self, port: int) -> list[Gen]:
+    async def _gens(self, port: int, slow_down: float = 1.0) -> list[Gen]:
         gens = []
         for _ in range(self.a.generators):
             p = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "loadtests.loadgen", "--target", f"127.0.0.1:{port}",
-                "--channels", str(self.a.channels),
+                "--channels", str(self.a.channels), "--slow-down", str(slow_down),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,
             )  # fmt: skip
             assert p.stdout is not None
@@ -264,6 +264,99 @@ class Bench:
             await proc.wait()
 
 
+async def soak(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
+    """Hold ``--soak-sessions`` on our server for ``--soak-s``; RSS and latency every 30 s."""
+    bench = Bench(args)
+    proc, port = await bench._server("edge", cfg)
+    gens: list[Gen] = []
+    try:
+        await asyncio.sleep(1.0)
+        pids = _tree(proc.pid)
+        idle = _rss_mb(pids)
+        gens = await bench._gens(port)
+        samples = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.soak_s:
+            lv = await bench._level(args.soak_sessions, gens, pids, 30.0 - args.settle_s)
+            row = {
+                "t_s": round(time.monotonic() - t0),
+                "rss_mb": round(lv.rss_mb, 1),
+                "p99_ms": round(lv.p99_ms, 2),
+                "behind": lv.behind,
+                "errors": lv.errors,
+            }
+            samples.append(row)
+            print(f"  soak {row}", flush=True)
+        rss = [x["rss_mb"] for x in samples]
+        half = len(rss) // 2
+        return {
+            "bench": "soak",
+            "sessions": args.soak_sessions,
+            "seconds": args.soak_s,
+            "rss_idle_mb": round(idle, 1),
+            "rss_first_mb": rss[0],
+            "rss_last_mb": rss[-1],
+            # growth over the second half (after warm-up), per minute
+            "rss_growth_mb_per_min_2nd_half": round(
+                (rss[-1] - rss[half]) / max((samples[-1]["t_s"] - samples[half]["t_s"]) / 60, 1e-9),
+                3,
+            ),
+            "rss_per_session_mb": round((rss[-1] - idle) / args.soak_sessions, 3),
+            "p99_ms_max": max(x["p99_ms"] for x in samples),
+            "behind_total": sum(int(x["behind"]) for x in samples),
+            "samples": samples,
+        }
+    finally:
+        for g in gens:
+            try:
+                await g.ask({"cmd": "quit"})
+            except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass
+            if g.proc.returncode is None:
+                g.proc.kill()
+            await g.proc.wait()
+        proc.terminate()
+        await proc.wait()
+
+
+async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
+    """Server RSS per session: ``--memory-sessions`` streams sending 10x slower than real
+    time (the same per-session state and buffers, little CPU), RSS against the idle server."""
+    bench = Bench(args)
+    proc, port = await bench._server("edge", cfg)
+    gens: list[Gen] = []
+    try:
+        await asyncio.sleep(1.0)
+        pids = _tree(proc.pid)
+        idle = _rss_mb(pids)
+        gens = await bench._gens(port, slow_down=10.0)
+        out: dict[str, object] = {"bench": "memory", "rss_idle_mb": round(idle, 1)}
+        rows = []
+        for n in (args.memory_sessions // 2, args.memory_sessions):
+            lv = await bench._level(n, gens, pids, 20.0)
+            rows.append((n, lv.rss_mb))
+            print(f"  memory {n} sessions: RSS {lv.rss_mb:.1f} MB, errors {lv.errors}", flush=True)
+        (n1, r1), (n2, r2) = rows
+        out |= {
+            "sessions": n2,
+            "rss_mb": round(r2, 1),
+            "rss_per_session_mb": round((r2 - idle) / n2, 3),
+            "rss_per_added_session_mb": round((r2 - r1) / (n2 - n1), 3),
+        }
+        return out
+    finally:
+        for g in gens:
+            try:
+                await g.ask({"cmd": "quit"})
+            except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass
+            if g.proc.returncode is None:
+                g.proc.kill()
+            await g.proc.wait()
+        proc.terminate()
+        await proc.wait()
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     bench = Bench(args)
     rows: dict[str, list[dict[str, object]]] = {"edge": [], "echo": []}
@@ -271,6 +364,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         cfg = Path(tmp) / "bench.toml"
         # only load (the batcher's overload signal) limits admission, not a session count
         cfg.write_text("[manager]\nmax_sessions = 100000\n")
+        if args.soak_s:
+            return await soak(args, cfg)
+        if args.memory_sessions:
+            return await memory(args, cfg)
         for r in range(args.repeats):
             for kind in ["edge", "echo"] if r % 2 == 0 else ["echo", "edge"]:
                 if args.only and kind != args.only:
@@ -373,13 +470,16 @@ def main() -> None:
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     p.add_argument("--start", type=int, default=16, help="first level, sessions")
     p.add_argument("--growth", type=float, default=1.5)
-    p.add_argument("--bisect", type=int, default=3)
+    p.add_argument("--bisect", type=int, default=2)
     p.add_argument("--max-sessions", type=int, default=5000)
-    p.add_argument("--settle-s", type=float, default=1.5)
-    p.add_argument("--window-s", type=float, default=3.0)
-    p.add_argument("--hold-s", type=float, default=10.0, help="the 80 %% level's window")
+    p.add_argument("--settle-s", type=float, default=1.0)
+    p.add_argument("--window-s", type=float, default=2.5)
+    p.add_argument("--hold-s", type=float, default=8.0, help="the 80 %% level's window")
     p.add_argument("--plot", default="loadtests/out/capacity.png")
     p.add_argument("--only", choices=["edge", "echo"], default=None, help="one server only")
+    p.add_argument("--soak-s", type=float, default=0.0, help="instead: hold ours this long")
+    p.add_argument("--soak-sessions", type=int, default=12, help="sessions held by --soak-s")
+    p.add_argument("--memory-sessions", type=int, default=0, help="instead: RSS per session")
     args = p.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 

@@ -54,7 +54,14 @@ class Window:
 
 
 class Generator:
-    def __init__(self, target: str, channels: int, behind_s: float, analyses: list[str]) -> None:
+    def __init__(
+        self,
+        target: str,
+        channels: int,
+        behind_s: float,
+        analyses: list[str],
+        slow_down: float = 1.0,
+    ) -> None:
         self._channels = [
             grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(channels)
@@ -65,7 +72,7 @@ class Generator:
         self.rate_hz = audio.sample_rate_hz
         step = CHUNK_FRAMES
         self._chunks = [x[i : i + step].tobytes() for i in range(0, x.size - step + 1, step)]
-        self._period_s = step / self.rate_hz
+        self._period_s = step / self.rate_hz * slow_down
         self._behind_s = behind_s
         self._config = pb.AnalyzeRequest(
             config=pb.StreamConfig(
@@ -187,7 +194,9 @@ class Generator:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    gen = Generator(args.target, args.channels, args.behind_ms / 1e3, args.analyses.split(","))
+    gen = Generator(
+        args.target, args.channels, args.behind_ms / 1e3, args.analyses.split(","), args.slow_down
+    )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -214,6 +223,9 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--behind-ms", type=float, default=100.0)
     p.add_argument("--analyses", default="ONSETS,FEATURES,NOTES")
+    p.add_argument(
+        "--slow-down", type=float, default=1.0, help="send chunks this many times slower"
+    )
     args = p.parse_args()
     import uvloop
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from ..dsp.analyzer import F32, AnalysisBlock, AnalyzerConfig, StreamAnalyzer
 from .decode import decode_audio
 from .errors import ErrorKind, StreamError
+from .eventlog import NoteLog, OnsetLog
 from .events import (
     ChunkAnalysis,
     ChunkOutcome,
@@ -38,11 +38,15 @@ class SessionLimits:
     max_chunk_s : float
         Longest chunk accepted, s of audio (sets the byte limit for the stream's format).
     max_onset_log : int
-        Onsets kept for :meth:`Session.onset_log`; older ones are dropped first and counted.
+        Onsets kept for :meth:`Session.onset_log`; older ones are dropped first and counted
+        (20 bytes each, :mod:`.eventlog`).
+    max_note_log : int
+        Note events kept for :meth:`Session.note_log` (48 bytes each), oldest dropped first.
     """
 
     max_chunk_s: float = 0.5
-    max_onset_log: int = 20_000
+    max_onset_log: int = 2_000
+    max_note_log: int = 2_000
 
 
 @dataclass
@@ -116,9 +120,9 @@ class Session:
         self.chunks_lost = 0
         self.chunks_malformed = 0
         self.onsets_total = 0
-        self._onset_log: deque[Onset] = deque(maxlen=limits.max_onset_log)
-        #: note events (both tiers), same bound as the onset log; oldest dropped first
-        self._note_log: deque[NoteEvent] = deque(maxlen=limits.max_onset_log)
+        self._onset_log = OnsetLog(capacity=limits.max_onset_log)
+        #: note events (both tiers); oldest dropped first
+        self._note_log = NoteLog(capacity=limits.max_note_log)
         self.active = True
         self.started_monotonic = time.monotonic()
         self.ended_monotonic: float | None = None
@@ -368,12 +372,12 @@ class Session:
 
     def onset_log(self) -> tuple[list[Onset], int]:
         """Retained onsets and how many older ones were dropped from the log."""
-        log = list(self._onset_log)
+        log = self._onset_log.items()
         return log, self.onsets_total - len(log)
 
     def note_log(self) -> list[NoteEvent]:
         """Retained note events of both tiers, in the order they were sent."""
-        return list(self._note_log)
+        return self._note_log.items()
 
     def summary(self) -> SessionSummary:
         return SessionSummary(
