@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 APT_RUN  := libopus0
 APT_TEST := libopus0 redis-server chromium postgresql
 
-.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability train-notes clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability bench-capacity train-notes clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -33,7 +33,7 @@ cluster: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/gen_proto.sh
 
-bench: bench-latency bench-accuracy bench-routing bench-durability
+bench: bench-latency bench-accuracy bench-routing bench-durability bench-capacity
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m loadtests.routing_sim
@@ -47,6 +47,11 @@ bench-durability: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m loadtests.latency
+
+# sessions held by ours and by the echo floor (one run, 3 repeats, ~3.5 min); JSON line + plot
+bench-capacity: $(STAMP)
+	./scripts/apt.sh $(APT_RUN)
+	$(BIN)/python -m loadtests.capacity --repeats 3 --plot docs/capacity.png
 
 # Re-make edge_server/dsp/models/notenet.npz from self-rendered audio (not part of CI: ~1 h on
 # 2 cores; needs the soundfonts below and PyTorch in a separate venv, see the model's README).

@@ -75,7 +75,7 @@ class _Item:
 
 @dataclass
 class BatchStats:
-    """Running figures (smoothed over ~50 batches)."""
+    """Running figures (smoothed over ~50 batches unless stated)."""
 
     batches: int = 0
     chunks: int = 0
@@ -83,7 +83,7 @@ class BatchStats:
     mean_batch: float = 0.0
     #: worker time per chunk, s
     cost_per_chunk_s: float = 0.0
-    #: time from hand-over to outcome, s
+    #: time from hand-over to outcome of a batch's oldest chunk, s (~20 batches)
     wait_s: float = 0.0
     #: chunk arrivals per s
     arrival_hz: float = 0.0
@@ -107,11 +107,13 @@ class ChunkBatcher:
         self.stats = BatchStats()
 
     def overloaded(self) -> bool:
-        """Chunks wait longer than ``overload_s`` (smoothed), or the oldest waiting one does."""
+        """Chunks wait longer than ``overload_s`` (smoothed over ~20 batches), or the oldest
+        waiting one has waited three times that. A single slow batch (a burst of new
+        sessions, first-use FFT plans) does not refuse sessions."""
         if self.stats.wait_s > self.settings.overload_s:
             return True
         return bool(self._pending) and (
-            time.monotonic() - self._pending[0].t_in > self.settings.overload_s
+            time.monotonic() - self._pending[0].t_in > 3 * self.settings.overload_s
         )
 
     @property
@@ -187,7 +189,8 @@ class ChunkBatcher:
         a = 0.02 if st.batches > 1 else 1.0
         st.mean_batch += a * (len(items) - st.mean_batch)
         st.cost_per_chunk_s += a * (busy_s / len(items) - st.cost_per_chunk_s)
-        st.wait_s += a * (max(now - it.t_in for it in items) - st.wait_s)
+        # from 0, not from the first batch (a cold start is slow)
+        st.wait_s += 0.05 * (max(now - it.t_in for it in items) - st.wait_s)
         for it, out in zip(items, outcomes, strict=True):
             if it.future.done():  # the handler was cancelled
                 continue

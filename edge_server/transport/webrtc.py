@@ -35,8 +35,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..pipeline.batcher import ChunkBatcher
 from ..pipeline.errors import ErrorKind, StreamError
-from ..pipeline.events import ChunkAnalysis
+from ..pipeline.events import ChunkAnalysis, ChunkOutcome
 from ..pipeline.manager import SessionManager
 from ..pipeline.offload import CpuOffloader
 from ..pipeline.session import Session
@@ -65,6 +66,7 @@ class WebRtcGateway:
         *,
         manager: SessionManager,
         offloader: CpuOffloader,
+        batcher: ChunkBatcher | None = None,
         node_id: str,
         media_timeout_s: float = 5.0,
         max_peers: int = 200,
@@ -76,6 +78,7 @@ class WebRtcGateway:
         self.jitter_prefetch_packets = jitter_prefetch_packets
         self._manager = manager
         self._offloader = offloader
+        self._batcher = batcher
         self._node_id = node_id
         self.media_timeout_s = media_timeout_s
         self.max_peers = max_peers
@@ -217,10 +220,16 @@ class WebRtcGateway:
                     )
                 data = bytes(frame.planes[0])[: frame.samples * 2 * len(frame.layout.channels)]
                 s = peer.session
-                out = await self._offloader.run(
-                    frame.samples,
-                    functools.partial(s.process_chunk, seq=seq, data=data, capture_t_ns=0),
-                )
+                pending = s.begin(seq=seq, data=data, capture_t_ns=0)
+                if isinstance(pending, ChunkOutcome):
+                    out = pending
+                elif self._batcher is not None:  # batched with every other session's chunks
+                    out = await self._batcher.run(s, pending)
+                else:
+                    out = await self._offloader.run(
+                        frame.samples,
+                        functools.partial(s.process_chunk, seq=seq, data=data, capture_t_ns=0),
+                    )
                 seq += 1
                 if out.analysis is not None:
                     # durable first (write-through), as on gRPC; no resume over WebRTC
