@@ -99,6 +99,7 @@ class ChunkBatcher:
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = time.monotonic()
+        self._arrivals = 0
         #: sessions that handed in a chunk within the last second: each has at most one chunk
         #: here, so only the others can still join a batch
         self._recent: dict[Session, float] = {}
@@ -130,10 +131,16 @@ class ChunkBatcher:
         loop = asyncio.get_running_loop()
         item = _Item(session, chunk, loop.create_future())
         now = item.t_in
-        gap = max(now - self._last_arrival, 1e-6)
-        self._last_arrival = now
-        st = self.stats
-        st.arrival_hz = 0.98 * st.arrival_hz + 0.02 / gap if st.arrival_hz else 1.0 / gap
+        # arrival rate from counts over >= 50 ms windows (gaps between single arrivals are
+        # bursty: their mean inverse overstates the rate)
+        self._arrivals += 1
+        dt = now - self._last_arrival
+        if dt >= 0.05:
+            st = self.stats
+            rate = self._arrivals / dt
+            st.arrival_hz = 0.7 * st.arrival_hz + 0.3 * rate if st.arrival_hz else rate
+            self._arrivals = 0
+            self._last_arrival = now
         self._recent[session] = now
         if now - self._pruned > 1.0:
             self._recent = {k: t for k, t in self._recent.items() if now - t <= 1.0}
