@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +132,20 @@ class Gen:
         return out
 
 
+async def _stop(gens: list[Gen], server: asyncio.subprocess.Process) -> None:
+    """Stop the generators (politely, then for sure) and the server (SIGTERM: drains)."""
+    for g in gens:
+        try:
+            await g.ask({"cmd": "quit"})
+        except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        if g.proc.returncode is None:
+            g.proc.kill()
+        await g.proc.wait()
+    server.terminate()
+    await server.wait()
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.a = args
@@ -192,14 +208,24 @@ class Bench:
             reject_ms=[x for s in sets for x in s["reject_ms"]],  # type: ignore[attr-defined]
         )
 
-    async def ramp(self, kind: str, cfg: Path) -> dict[str, object]:
+    @contextlib.asynccontextmanager
+    async def running(
+        self, kind: str, cfg: Path, slow_down: float = 1.0
+    ) -> AsyncIterator[tuple[list[int], float, list[Gen]]]:
+        """A started server and generators: (server pids, idle server RSS MB, generators)."""
         proc, port = await self._server(kind, cfg)
         gens: list[Gen] = []
         try:
             await asyncio.sleep(1.0)
             pids = _tree(proc.pid)
-            idle_rss = _rss_mb(pids)
-            gens = await self._gens(port)
+            idle = _rss_mb(pids)
+            gens = await self._gens(port, slow_down)
+            yield pids, idle, gens
+        finally:
+            await _stop(gens, proc)
+
+    async def ramp(self, kind: str, cfg: Path) -> dict[str, object]:
+        async with self.running(kind, cfg) as (pids, idle_rss, gens):
             levels: list[Level] = []
 
             async def run(n: int, hold_s: float) -> Level:
@@ -251,29 +277,12 @@ class Bench:
                 out["at80"] = at80.__dict__
                 out["reject_ms"] = [x for lv in levels for x in lv.reject_ms]
             return out
-        finally:
-            for g in gens:
-                try:
-                    await g.ask({"cmd": "quit"})
-                except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
-                    pass
-                if g.proc.returncode is None:
-                    g.proc.kill()
-                await g.proc.wait()
-            proc.terminate()
-            await proc.wait()
 
 
 async def soak(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
     """Hold ``--soak-sessions`` on our server for ``--soak-s``; RSS and latency every 30 s."""
     bench = Bench(args)
-    proc, port = await bench._server("edge", cfg)
-    gens: list[Gen] = []
-    try:
-        await asyncio.sleep(1.0)
-        pids = _tree(proc.pid)
-        idle = _rss_mb(pids)
-        gens = await bench._gens(port)
+    async with bench.running("edge", cfg) as (pids, idle, gens):
         samples = []
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.soak_s:
@@ -306,30 +315,13 @@ async def soak(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
             "behind_total": sum(int(x["behind"]) for x in samples),
             "samples": samples,
         }
-    finally:
-        for g in gens:
-            try:
-                await g.ask({"cmd": "quit"})
-            except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
-                pass
-            if g.proc.returncode is None:
-                g.proc.kill()
-            await g.proc.wait()
-        proc.terminate()
-        await proc.wait()
 
 
 async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
     """Server RSS per session: ``--memory-sessions`` streams sending 10x slower than real
     time (the same per-session state and buffers, little CPU), RSS against the idle server."""
     bench = Bench(args)
-    proc, port = await bench._server("edge", cfg)
-    gens: list[Gen] = []
-    try:
-        await asyncio.sleep(1.0)
-        pids = _tree(proc.pid)
-        idle = _rss_mb(pids)
-        gens = await bench._gens(port, slow_down=10.0)
+    async with bench.running("edge", cfg, slow_down=10.0) as (pids, idle, gens):
         out: dict[str, object] = {"bench": "memory", "rss_idle_mb": round(idle, 1)}
         rows = []
         for n in (args.memory_sessions // 2, args.memory_sessions):
@@ -344,17 +336,6 @@ async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
             "rss_per_added_session_mb": round((r2 - r1) / (n2 - n1), 3),
         }
         return out
-    finally:
-        for g in gens:
-            try:
-                await g.ask({"cmd": "quit"})
-            except (RuntimeError, BrokenPipeError, ConnectionResetError, TimeoutError):
-                pass
-            if g.proc.returncode is None:
-                g.proc.kill()
-            await g.proc.wait()
-        proc.terminate()
-        await proc.wait()
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -468,7 +449,7 @@ def main() -> None:
     p.add_argument("--generators", type=int, default=2, help="load generator processes")
     p.add_argument("--channels", type=int, default=8, help="connections per generator")
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
-    p.add_argument("--start", type=int, default=16, help="first level, sessions")
+    p.add_argument("--start", type=int, default=8, help="first level, sessions")
     p.add_argument("--growth", type=float, default=1.5)
     p.add_argument("--bisect", type=int, default=2)
     p.add_argument("--max-sessions", type=int, default=5000)

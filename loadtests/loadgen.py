@@ -61,6 +61,7 @@ class Generator:
         behind_s: float,
         analyses: list[str],
         slow_down: float = 1.0,
+        chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self._channels = [
             grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -70,7 +71,7 @@ class Generator:
         audio = read_wav(EXCERPT)
         x = np.frombuffer(audio.data, "<i2").reshape(-1, audio.channels)[:, 0]
         self.rate_hz = audio.sample_rate_hz
-        step = CHUNK_FRAMES
+        step = chunk_frames
         self._chunks = [x[i : i + step].tobytes() for i in range(0, x.size - step + 1, step)]
         self._period_s = step / self.rate_hz * slow_down
         self._behind_s = behind_s
@@ -195,7 +196,12 @@ class Generator:
 
 async def _main(args: argparse.Namespace) -> None:
     gen = Generator(
-        args.target, args.channels, args.behind_ms / 1e3, args.analyses.split(","), args.slow_down
+        args.target,
+        args.channels,
+        args.behind_ms / 1e3,
+        args.analyses.split(","),
+        args.slow_down,
+        args.chunk_frames,
     )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -223,6 +229,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--behind-ms", type=float, default=100.0)
     p.add_argument("--analyses", default="ONSETS,FEATURES,NOTES")
+    p.add_argument("--chunk-frames", type=int, default=CHUNK_FRAMES)
     p.add_argument(
         "--slow-down", type=float, default=1.0, help="send chunks this many times slower"
     )
