@@ -100,6 +100,7 @@ class ChunkBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = time.monotonic()
         self._arrivals = 0
+        self._last_done = self._last_arrival
         #: sessions that handed in a chunk within the last second: each has at most one chunk
         #: here, so only the others can still join a batch
         self._recent: dict[Session, float] = {}
@@ -111,11 +112,15 @@ class ChunkBatcher:
         """Chunks wait longer than ``overload_s`` (smoothed over ~20 batches), or the oldest
         waiting one has waited three times that. A single slow batch (a burst of new
         sessions, first-use FFT plans) does not refuse sessions."""
-        if self.stats.wait_s > self.settings.overload_s:
+        now = time.monotonic()
+        # the smoothed wait is only updated by batches: when none ran lately (load dropped,
+        # or stopped), its last value halves every 100 ms instead of refusing sessions on
+        # the strength of a burst that is over
+        idle_s = now - self._last_done
+        wait = self.stats.wait_s if idle_s < 0.1 else self.stats.wait_s * 0.5 ** (idle_s / 0.1)
+        if wait > self.settings.overload_s:
             return True
-        return bool(self._pending) and (
-            time.monotonic() - self._pending[0].t_in > 3 * self.settings.overload_s
-        )
+        return bool(self._pending) and (now - self._pending[0].t_in > 3 * self.settings.overload_s)
 
     @property
     def wait_s(self) -> float:
@@ -184,7 +189,7 @@ class ChunkBatcher:
     def _done(self, items: list[_Item], work: Future[tuple[list[object], float]]) -> None:
         self._running = False
         self._in_worker = 0
-        now = time.monotonic()
+        now = self._last_done = time.monotonic()
         try:
             outcomes, busy_s = work.result()
         except BaseException as e:  # noqa: BLE001 - a bug in the batch fails its chunks only

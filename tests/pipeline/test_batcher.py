@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -115,5 +116,8 @@ async def test_overload_signal_follows_queue_wait() -> None:
     batcher = ChunkBatcher(BatcherSettings(overload_s=0.001))
     assert not batcher.overloaded()
     batcher.stats.wait_s = 0.002
+    batcher._last_done = time.monotonic()
     assert batcher.overloaded()
+    batcher._last_done -= 0.2  # no batch for 200 ms: the old figure has decayed to a quarter
+    assert not batcher.overloaded()
     batcher.shutdown()
