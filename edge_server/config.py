@@ -92,7 +92,7 @@ class ServerConfig:
     workers: int = 1
     #: bind the gRPC port with SO_REUSEPORT (set for each of ``workers`` > 1 processes)
     reuse_port: bool = False
-    #: "uvloop" (measured ~10 % less CPU per message, docs/capacity.md) or "asyncio"
+    #: "uvloop" (the Capacity issue measured 8-12 % less CPU per gRPC message) or "asyncio"
     event_loop: str = "uvloop"
     #: chunks a client may have unanswered (StreamStarted.credit_chunks)
     credit_chunks: int = 4
