@@ -390,6 +390,13 @@ class AnalysisClient:
             flow.next_seq += 1
             await call.write(pb.AnalyzeRequest(audio=chunk))
 
+        async def send_pending() -> None:
+            """The kept audio, in chunks of at most the node's largest (whole frames)."""
+            limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
+            for i in range(0, len(pending), limit):
+                await send(bytes(pending[i : i + limit]))
+            pending.clear()
+
         for payload, duration_s in audio_chunks(audio, options.chunk_frames):
             due += duration_s
             if options.realtime:
@@ -410,14 +417,9 @@ class AnalysisClient:
                 while not flow.in_credit:
                     flow.changed.clear()
                     await flow.changed.wait()
-            limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
-            for i in range(0, len(pending), limit):
-                await send(bytes(pending[i : i + limit]))
-            pending.clear()
+            await send_pending()
         if pending:
-            limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
-            for i in range(0, len(pending), limit):
-                await send(bytes(pending[i : i + limit]))
+            await send_pending()
         await call.done_writing()
 
     async def get_session(self, session_id: str) -> pb.GetSessionResponse:

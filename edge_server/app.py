@@ -124,7 +124,6 @@ class EdgeNode:
         )
         self.gateway = WebRtcGateway(
             manager=self.manager,
-            offloader=self.offloader,
             batcher=self.batcher,
             node_id=config.node_id,
             media_timeout_s=config.webrtc_media_timeout_s,

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .app import EdgeNode
-from .config import load_config
+from .config import ServerConfig, load_config
 from .runtime import tune_malloc
 
 
@@ -118,7 +118,7 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervise(args: argparse.Namespace, n: int, argv: list[str]) -> int:
+def _supervise(args: argparse.Namespace, cfg: ServerConfig, argv: list[str]) -> int:
     from .workers import Supervisor
 
     passed: list[str] = []
@@ -131,8 +131,7 @@ def _supervise(args: argparse.Namespace, n: int, argv: list[str]) -> int:
                 next(it, None)
             continue
         passed.append(a)
-    cfg = load_config(args.config, grpc_port=args.grpc_port, http_port=args.http_port,
-                      host=args.host)  # fmt: skip
+    n = cfg.workers
     sup = Supervisor(n=n, argv=passed, host=cfg.host, grpc_port=cfg.grpc_port,
                      http_port=cfg.http_port)  # fmt: skip
     sup.start()
@@ -213,9 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         # interval the loop waited up to 5 ms behind a batch; 0.5 ms took p99 from 26.4 to
         # 13.2 ms at 50 streams on one process, same CPU (docs/capacity.md)
         sys.setswitchinterval(0.0005)
-        cfg = load_config(args.config, workers=args.workers, event_loop=args.loop)
+        cfg = load_config(
+            args.config,
+            workers=args.workers,
+            event_loop=args.loop,
+            grpc_port=args.grpc_port,
+            http_port=args.http_port,
+            host=args.host,
+        )
         if cfg.workers > 1 and args.worker_index is None:
-            return _supervise(args, cfg.workers, argv if argv is not None else sys.argv[1:])
+            return _supervise(args, cfg, argv if argv is not None else sys.argv[1:])
         if cfg.event_loop == "uvloop":
             import uvloop
 

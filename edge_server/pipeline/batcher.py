@@ -81,8 +81,6 @@ class BatchStats:
     chunks: int = 0
     #: chunks per batch
     mean_batch: float = 0.0
-    #: worker time per chunk, s
-    cost_per_chunk_s: float = 0.0
     #: time from hand-over to outcome of a batch's oldest chunk, s (~20 batches)
     wait_s: float = 0.0
     #: chunk arrivals per s
@@ -96,7 +94,6 @@ class ChunkBatcher:
         self.settings = settings or BatcherSettings()
         self._pending: deque[_Item] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
-        self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = time.monotonic()
         self._arrivals = 0
@@ -105,6 +102,7 @@ class ChunkBatcher:
         #: here, so only the others can still join a batch
         self._recent: dict[Session, float] = {}
         self._pruned = self._last_arrival
+        #: chunks in the batch the worker is running (0: idle)
         self._in_worker = 0
         self.stats = BatchStats()
 
@@ -126,10 +124,6 @@ class ChunkBatcher:
     def wait_s(self) -> float:
         """Smoothed time from hand-over to outcome, s."""
         return self.stats.wait_s
-
-    @property
-    def queued(self) -> int:
-        return len(self._pending)
 
     async def run(self, session: Session, chunk: PendingChunk) -> ChunkOutcome:
         """Decode, analyse and complete ``chunk`` in the next batch; its outcome."""
@@ -155,7 +149,7 @@ class ChunkBatcher:
         return await item.future
 
     def _maybe_cut(self) -> None:
-        if self._running or not self._pending:
+        if self._in_worker or not self._pending:
             return
         s = self.settings
         n = len(self._pending)
@@ -171,7 +165,7 @@ class ChunkBatcher:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._running and self._pending:
+        if not self._in_worker and self._pending:
             self._cut()
 
     def _cut(self) -> None:
@@ -180,27 +174,24 @@ class ChunkBatcher:
             self._timer = None
         n = min(len(self._pending), self.settings.max_batch)
         items = [self._pending.popleft() for _ in range(n)]
-        self._running = True
         self._in_worker = n
         loop = asyncio.get_running_loop()
         work = self._pool.submit(_process, items)
         work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f))
 
-    def _done(self, items: list[_Item], work: Future[tuple[list[object], float]]) -> None:
-        self._running = False
+    def _done(self, items: list[_Item], work: Future[list[object]]) -> None:
         self._in_worker = 0
         now = self._last_done = time.monotonic()
         try:
-            outcomes, busy_s = work.result()
+            outcomes = work.result()
         except BaseException as e:  # noqa: BLE001 - a bug in the batch fails its chunks only
             log.exception("analysis batch failed")
-            outcomes, busy_s = [e] * len(items), 0.0
+            outcomes = [e] * len(items)
         st = self.stats
         st.batches += 1
         st.chunks += len(items)
         a = 0.02 if st.batches > 1 else 1.0
         st.mean_batch += a * (len(items) - st.mean_batch)
-        st.cost_per_chunk_s += a * (busy_s / len(items) - st.cost_per_chunk_s)
         # from 0, not from the first batch (a cold start is slow)
         st.wait_s += 0.05 * (max(now - it.t_in for it in items) - st.wait_s)
         for it, out in zip(items, outcomes, strict=True):
@@ -219,10 +210,9 @@ class ChunkBatcher:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _process(items: list[_Item]) -> tuple[list[object], float]:
+def _process(items: list[_Item]) -> list[object]:
     """Worker thread: decode each chunk, analyse all in one call, build each outcome. An error
     (bad audio, a closed session) fails that chunk only."""
-    t0 = time.perf_counter()
     outcomes: list[object] = [None] * len(items)
     todo: list[int] = []
     samples = []
@@ -243,4 +233,4 @@ def _process(items: list[_Item]) -> tuple[list[object], float]:
             outcomes[i] = items[i].session.complete(items[i].chunk, block)
         except Exception as e:  # noqa: BLE001 - delivered to that chunk's handler
             outcomes[i] = e
-    return outcomes, time.perf_counter() - t0
+    return outcomes

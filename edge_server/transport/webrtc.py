@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import functools
 import gc
 import json
 import logging
@@ -39,7 +38,6 @@ from ..pipeline.batcher import ChunkBatcher
 from ..pipeline.errors import ErrorKind, StreamError
 from ..pipeline.events import ChunkAnalysis, ChunkOutcome
 from ..pipeline.manager import SessionManager
-from ..pipeline.offload import CpuOffloader
 from ..pipeline.session import Session
 from ..pipeline.settings import AnalysisKind, Encoding, make_settings
 
@@ -65,8 +63,7 @@ class WebRtcGateway:
         self,
         *,
         manager: SessionManager,
-        offloader: CpuOffloader,
-        batcher: ChunkBatcher | None = None,
+        batcher: ChunkBatcher,
         node_id: str,
         media_timeout_s: float = 5.0,
         max_peers: int = 200,
@@ -77,7 +74,6 @@ class WebRtcGateway:
         self.connect_timeout_s = connect_timeout_s
         self.jitter_prefetch_packets = jitter_prefetch_packets
         self._manager = manager
-        self._offloader = offloader
         self._batcher = batcher
         self._node_id = node_id
         self.media_timeout_s = media_timeout_s
@@ -223,13 +219,8 @@ class WebRtcGateway:
                 pending = s.begin(seq=seq, data=data, capture_t_ns=0)
                 if isinstance(pending, ChunkOutcome):
                     out = pending
-                elif self._batcher is not None:  # batched with every other session's chunks
+                else:  # batched with every other session's chunks
                     out = await self._batcher.run(s, pending)
-                else:
-                    out = await self._offloader.run(
-                        frame.samples,
-                        functools.partial(s.process_chunk, seq=seq, data=data, capture_t_ns=0),
-                    )
                 seq += 1
                 if out.analysis is not None:
                     # durable first (write-through), as on gRPC; no resume over WebRTC
