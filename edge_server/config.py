@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .dsp.analyzer import AnalyzerConfig
-from .dsp.fastnotes import DecisionParams
+from .dsp.netonsets import DecisionParams
+from .dsp.notedecoder import NoteParams
 from .dsp.onset import OnsetParams
 from .pipeline.batcher import BatcherSettings
 from .pipeline.manager import ManagerLimits
@@ -136,6 +137,8 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
             kwargs[key] = _build(OnsetParams, value, f"{where}{key}.")
         elif key == "decisions" and cls is AnalyzerConfig:
             kwargs[key] = _build(DecisionParams, value, f"{where}{key}.")
+        elif key == "notes" and cls is AnalyzerConfig:
+            kwargs[key] = _build(NoteParams, value, f"{where}{key}.")
         elif key == "capabilities" and cls is RegistrySettings:
             kwargs[key] = tuple(value)
         else:

@@ -14,7 +14,8 @@ own ``score.py`` (mir_eval, 50 ms), and measures over matched events (50 ms wind
 * refined-note latency, the same for the refined event (CONFIRM/CORRECT/ON) of a note;
 * DSP cost = CPU seconds per audio second of the session pipeline in one process, median of 3
   passes over the clean split: onsets only (no notes), the fast tier (onsets + fast notes),
-  and the refined tier's Basic Pitch runs alone.
+  and the refined tier's Basic Pitch runs alone; and of the analysis alone, per stream, for
+  one stream and for 64 streams batched as the server's batcher runs them.
 
 Prints one table beside the corpus README's reference rows, then one JSON line.
 """
@@ -42,7 +43,7 @@ from clients.analysis_client import (
 )
 from clients.results import StreamResult
 from clients.wav import WavAudio, read_wav
-from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer, analyze_many
 from edge_server.dsp.basicpitch import WindowStitcher, run_windows
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import AnalysisKind, Encoding, make_settings
@@ -184,14 +185,35 @@ def _refined_model_cost(files: list[WavAudio]) -> float:
     return cpu / dur
 
 
+def _dsp_cost(
+    files: list[WavAudio], *, streams: int, notes: bool, seconds_s: float = 15.0
+) -> float:
+    """CPU-s per audio-s per stream of the analysis alone (no session, no transport), with
+    ``streams`` streams (corpus files in turn) analysed together as the server's batcher does
+    (:func:`analyze_many`, 1024-sample chunks)."""
+    n = int(seconds_s * 44_100)
+    xs = [np.frombuffer(a.data, dtype="<i2").astype(np.float32) / 32768.0 for a in files]
+    sig = [xs[i % len(xs)][:n] for i in range(streams)]
+    ans = [StreamAnalyzer(input_rate_hz=44_100, config=AnalyzerConfig(), notes=notes) for _ in sig]
+    t0 = time.process_time()
+    for i in range(0, n, 1024):
+        analyze_many(ans, [x[i : i + 1024] for x in sig])
+    return (time.process_time() - t0) / (seconds_s * streams)
+
+
 def _costs(split: Path) -> dict[str, float]:
     files = [read_wav(p) for p in sorted(split.glob("*.wav"))]
     onsets_only = frozenset({AnalysisKind.ONSETS})
     fast = frozenset({AnalysisKind.ONSETS, AnalysisKind.NOTES})
     runs: dict[str, list[float]] = {"onsets": [], "fast": [], "refined_model": []}
+    for k in ("dsp_fast_1", "dsp_fast_64", "dsp_onsets_1", "dsp_onsets_64"):
+        runs[k] = []
     for _ in range(3):  # side by side, repeated: medians
         runs["onsets"].append(_session_cost(files, onsets_only))
         runs["fast"].append(_session_cost(files, fast))
+        for notes, name in ((True, "fast"), (False, "onsets")):
+            for streams in (1, 64):
+                runs[f"dsp_{name}_{streams}"].append(_dsp_cost(files, streams=streams, notes=notes))
     runs["refined_model"].append(_refined_model_cost(files[:5]))
     return {k: float(np.median(v)) for k, v in runs.items()}
 
@@ -270,6 +292,11 @@ def main() -> None:
     }
     for key in ("onset_detection_delay_ms", "fast_note_latency_ms", "refined_note_latency_ms"):
         print(f"{key}: {summary[key]}")
+    print(
+        "DSP only, CPU-s per audio-s per stream (1 stream / 64 streams batched): "
+        f"fast tier {cost['dsp_fast_1']:.4f} / {cost['dsp_fast_64']:.4f}, "
+        f"onsets {cost['dsp_onsets_1']:.4f} / {cost['dsp_onsets_64']:.4f}"
+    )
     print(json.dumps(summary))
 
 

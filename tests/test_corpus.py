@@ -16,7 +16,8 @@ from tests.conftest import CORPUS, corpus_public
 pytestmark = pytest.mark.corpus
 REFINED_FLOOR_CLEAN = 0.87
 REFINED_FLOOR_NOISY = 0.75
-FAST_FLOOR_CLEAN = 0.20
+FAST_FLOOR_CLEAN = 0.70
+FAST_FLOOR_NOISY = 0.62
 
 
 def _score(pred: Path, gt: Path, what: str = "onset") -> float:
@@ -64,7 +65,7 @@ async def test_public_corpus_over_grpc_scores_and_matches_in_process(
         f"notes F1 fast {fast:.3f} refined {refined:.3f}"
     )
     # regression floors a little under the figures in BENCHMARKS.md
-    assert f1 >= 0.97
+    assert f1 >= 0.98
     assert refined >= REFINED_FLOOR_CLEAN
     assert fast >= FAST_FLOOR_CLEAN
 
@@ -78,6 +79,10 @@ async def test_noisy_corpus_over_grpc(node: EdgeNode, tmp_path: Path) -> None:
     await cli._cmd_eval(args, files)
     f1 = _score(tmp_path, noisy)
     refined = _score(tmp_path, noisy, "note")
-    print(f"noisy corpus over gRPC: onset F1 {f1:.3f}, refined notes F1 {refined:.3f}")
-    assert f1 >= 0.88
+    fast = _score(_fast_dir(tmp_path), noisy, "note")
+    print(
+        f"noisy corpus over gRPC: onset F1 {f1:.3f}, notes F1 fast {fast:.3f} refined {refined:.3f}"
+    )
+    assert f1 >= 0.86
     assert refined >= REFINED_FLOOR_NOISY
+    assert fast >= FAST_FLOOR_NOISY

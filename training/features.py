@@ -77,10 +77,13 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def extract(x: np.ndarray, *, input_rate_hz: int = RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs and hop end times, exactly as a stream of ``x`` would produce them."""
+def stream_blocks(
+    x: np.ndarray, *, input_rate_hz: int = RATE_HZ
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """The server's front end over ``x``: per block, the hops' time-domain frames and their
+    long-frame magnitudes (same resampler, frame ring and FFT as a stream), and the
+    resampler delay (s) that places hop ends in stream time."""
     cfg = AnalyzerConfig()
-    spec = InputSpec()
     res = StreamingResampler(in_rate_hz=input_rate_hz, out_rate_hz=cfg.analysis_rate_hz)
     ring = FrameRing(
         frame_samples=cfg.frame_samples,
@@ -96,12 +99,22 @@ def extract(x: np.ndarray, *, input_rate_hz: int = RATE_HZ) -> tuple[np.ndarray,
         ring.write(y[s : s + cfg.max_block_samples])
         frames = ring.take_frames()
         if frames.shape[0]:
-            mag = fft.magnitudes(frames, window)
-            out.append(net_inputs(frames, mag, spec)[0][:, :-1].copy())
-    feats = np.concatenate(out, axis=0)
-    delay_s = 0.0 if res.identity else res.delay_s
-    ends = (np.arange(feats.shape[0]) + 1) * cfg.hop_samples / cfg.analysis_rate_hz - delay_s
-    return feats, ends
+            out.append((frames.copy(), fft.magnitudes(frames, window).copy()))
+    return out, 0.0 if res.identity else res.delay_s
+
+
+def hop_ends_s(n_hops: int, delay_s: float) -> np.ndarray:
+    """Stream time of the end of each hop, s."""
+    cfg = AnalyzerConfig()
+    return (np.arange(n_hops) + 1) * cfg.hop_samples / cfg.analysis_rate_hz - delay_s
+
+
+def extract(x: np.ndarray, *, input_rate_hz: int = RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs and hop end times, exactly as a stream of ``x`` would produce them."""
+    spec = InputSpec()
+    blocks, delay_s = stream_blocks(x, input_rate_hz=input_rate_hz)
+    feats = np.concatenate([net_inputs(f, m, spec)[0][:, :-1] for f, m in blocks], axis=0)
+    return feats, hop_ends_s(feats.shape[0], delay_s)
 
 
 def with_odf(x: np.ndarray) -> np.ndarray:

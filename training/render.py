@@ -1,43 +1,29 @@
-"""Render random piano material with FluidSynth for training the note and onset models.
+"""Render random piano material for training the onset network and the key classifier.
 
-    python -m training.render --out training/data --minutes 60 [--seed 1]
+    python -m training.render --out DIR/clips --minutes 240 [--seed 3]
 
-Never touches the evaluation corpus. The pianos are the ones Debian ships that are *not* the
-corpus's FluidR3_GM: TimGM6mb (MuseScore 1.3), MuseScore General (AKAI "Splendid Grand",
-a Steinway D) and the csound GM bank. Each clip is 30 s of one of five generic textures
+Never touches the evaluation corpus. Each clip is 30 s of one of seven generic textures
 (block chords, melody over accompaniment, fast runs, random polyphony, repeated notes and
-trills) with random dynamics, articulation, pedal and FluidSynth reverb, written as
-``<n>.wav`` (44.1 kHz mono int16) and ``<n>.json`` (``notes`` = ``[onset_s, offset_s, pitch,
-velocity]``, the same layout as the corpus ground truth).
-
-Needs Debian ``fluidsynth timgm6mb-soundfont musescore-general-soundfont-small
-csound-soundfont`` and ``pip install mido``.
+trills, four-voice chorale-like writing, soft figuration under loud held notes) with random
+dynamics, articulation and pedal, on one of the pianos of :mod:`training.pianos` (none of
+them the corpus's FluidR3_GM), written as ``<n>.wav`` (44.1 kHz mono int16) and
+``<n>.json`` (``notes`` = ``[onset_s, offset_s, pitch, velocity]``, the same layout as the
+corpus ground truth, and ``piano``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import tempfile
 import wave
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import mido
 import numpy as np
 
-SOUNDFONTS = [  # (path, bank, program)
-    ("/usr/share/sounds/sf2/TimGM6mb.sf2", 0, 0),
-    ("/usr/share/sounds/sf2/TimGM6mb.sf2", 0, 1),
-    ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", 0, 0),
-    ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", 0, 1),
-    ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", 8, 0),
-    ("/usr/share/sounds/sf2/sf_GMbank.sf2", 0, 0),
-    ("/usr/share/sounds/sf2/sf_GMbank.sf2", 0, 1),
-]
+from training.pianos import PIANOS, RATE_HZ
+
 CLIP_S = 30.0
-RATE_HZ = 44_100
 
 Note = tuple[float, float, int, int]
 
@@ -165,79 +151,81 @@ def _repeats(rng: np.random.Generator, scale: list[int], base_vel: float) -> lis
 TEXTURES = [_chords, _melody_accomp, _runs, _random_poly, _repeats]
 
 
-def make_clip(seed: int) -> tuple[list[Note], list[tuple[float, int]], tuple[str, int, int], bool]:
-    """Random notes, pedal changes, soundfont and whether FluidSynth's reverb is on."""
+def _chorale(rng: np.random.Generator, scale: list[int], base_vel: float) -> list[Note]:
+    """Four voices in block chords; each beat only some voices move (the others hold)."""
+    notes: list[Note] = []
+    beat = rng.uniform(0.3, 0.9)
+    centres = [int(rng.integers(36, 48)), int(rng.integers(48, 57)), int(rng.integers(55, 64)),
+               int(rng.integers(62, 74))]  # fmt: skip
+    voices = [min(scale, key=lambda p, c=c: abs(p - c)) for c in centres]
+    starts = [0.5] * 4
+    t = 0.5
+    while t < CLIP_S - 1:
+        t += beat * float(rng.choice([1, 1, 1, 2, 0.5]))
+        for v in range(4):
+            if rng.uniform() < 0.35 and t < CLIP_S - 1:
+                continue  # held over this beat
+            notes.append((starts[v], t - rng.uniform(0.0, 0.04), voices[v], _vel(rng, base_vel)))
+            i = int(np.argmin([abs(p - voices[v]) for p in scale])) + int(rng.integers(-2, 3))
+            cand = scale[int(np.clip(i, 0, len(scale) - 1))]
+            if abs(cand - centres[v]) <= 8:
+                voices[v] = cand
+            starts[v] = t
+    return [n for n in notes if n[1] > n[0] + 0.03]
+
+
+def _figuration(rng: np.random.Generator, scale: list[int], base_vel: float) -> list[Note]:
+    """Soft fast figures (arpeggios, broken chords) under or over loud long notes."""
+    notes: list[Note] = []
+    t = 0.5
+    rate = rng.uniform(6, 14)
+    loud, soft = base_vel + rng.uniform(10, 40), base_vel - rng.uniform(10, 40)
+    while t < CLIP_S - 1.5:
+        span = rng.uniform(0.8, 2.5)
+        lo = int(rng.integers(33, 60))
+        held = [p for p in scale if lo <= p <= lo + 7][:2]
+        for p in held:
+            notes.append((t, t + span, p, _vel(rng, loud)))
+        top = int(rng.integers(lo + 10, min(lo + 36, 100)))
+        pool = [p for p in scale if lo + 5 <= p <= top] or [top]
+        chord = sorted(rng.choice(pool, size=min(4, len(pool)), replace=False).tolist())
+        pattern = chord + chord[-2:0:-1] if rng.uniform() < 0.5 else chord
+        u, i = t + 1 / rate, 0
+        while u < t + span - 0.05:
+            p = int(pattern[i % len(pattern)])
+            notes.append((u, u + 0.9 / rate * rng.uniform(0.8, 3), p, _vel(rng, soft)))
+            u += 1 / rate
+            i += 1
+        t += span
+    return notes
+
+
+TEXTURES = [_chords, _melody_accomp, _runs, _random_poly, _repeats, _chorale, _figuration]
+
+
+def make_clip(seed: int) -> tuple[list[Note], list[tuple[float, int]], int]:
+    """Random notes, pedal changes and the index of the piano in ``PIANOS``."""
     rng = np.random.default_rng(seed)
     texture = TEXTURES[seed % len(TEXTURES)]
     notes = texture(rng, _scale(rng), float(rng.uniform(35, 110)))
-    notes = [n for n in notes if n[0] < CLIP_S - 0.3]
+    notes = [n for n in notes if n[0] < CLIP_S - 0.3 and 21 <= n[2] <= 108]
     pedal: list[tuple[float, int]] = []
     if rng.uniform() < 0.3:
         t = 0.5
         while t < CLIP_S:
             pedal += [(t, 127), (t + rng.uniform(0.8, 4), 0)]
             t = pedal[-1][0] + 0.05
-    sf = SOUNDFONTS[int(rng.integers(0, len(SOUNDFONTS)))]
-    return notes, pedal, sf, bool(rng.uniform() < 0.4)
+    return notes, pedal, int(rng.integers(0, len(PIANOS)))
 
 
-def _write_midi(
-    path: Path, notes: list[Note], pedal: list[tuple[float, int]], bank: int, program: int
-) -> None:
-    tpb = 1000  # ticks per beat at 60 bpm -> 1 ms ticks
-    mid = mido.MidiFile(ticks_per_beat=tpb)
-    tr = mido.MidiTrack()
-    mid.tracks.append(tr)
-    tr.append(mido.MetaMessage("set_tempo", tempo=1_000_000, time=0))
-    ev: list[tuple[int, int, mido.Message]] = []
-    ev.append((0, 0, mido.Message("control_change", control=0, value=bank, time=0)))
-    ev.append((0, 0, mido.Message("program_change", program=program, time=0)))
-    for on, off, p, v in notes:
-        ev.append((round(on * 1000), 2, mido.Message("note_on", note=p, velocity=v, time=0)))
-        ev.append((round(off * 1000), 1, mido.Message("note_off", note=p, velocity=0, time=0)))
-    for t, val in pedal:
-        ev.append(
-            (round(t * 1000), 0, mido.Message("control_change", control=64, value=val, time=0))
-        )
-    ev.sort(key=lambda e: (e[0], e[1]))
-    now = 0
-    for tick, _, msg in ev:
-        tr.append(msg.copy(time=tick - now))
-        now = tick
-    mid.save(str(path))
-
-
-def render_one(seed: int, out_dir: Path) -> None:
-    notes, pedal, (sf, bank, program), reverb = make_clip(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        mid = Path(tmp) / "clip.mid"
-        raw = Path(tmp) / "clip.wav"
-        _write_midi(mid, notes, pedal, bank, program)
-        subprocess.run(
-            [
-                "fluidsynth",
-                "-ni",
-                "-q",
-                "-g",
-                "0.6",
-                "-r",
-                str(RATE_HZ),
-                "-R",
-                "1" if reverb else "0",
-                "-C",
-                "0",
-                "-F",
-                str(raw),
-                sf,
-                str(mid),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        with wave.open(str(raw), "rb") as w:
-            ch = w.getnchannels()
-            x = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32)
-    x = x.reshape(-1, ch).mean(axis=1)[: int(CLIP_S * RATE_HZ)]
+def render_one(seed: int, out_dir: Path, piano: int | None = None) -> None:
+    if (out_dir / f"{seed}.json").exists():
+        return
+    notes, pedal, which = make_clip(seed)
+    which = which if piano is None else piano
+    rng = np.random.default_rng([seed, 7])
+    x = PIANOS[which].render(notes, pedal, CLIP_S, rng)[: int(CLIP_S * RATE_HZ)]
+    x = np.pad(x, (0, max(0, int(CLIP_S * RATE_HZ) - len(x))))
     peak = float(np.abs(x).max()) or 1.0
     x = x / peak * 32767 * 10 ** (-1 / 20)
     with wave.open(str(out_dir / f"{seed}.wav"), "wb") as w:
@@ -247,10 +235,7 @@ def render_one(seed: int, out_dir: Path) -> None:
         w.writeframes(np.round(x).astype(np.int16).tobytes())
     meta = {
         "notes": [[round(a, 4), round(b, 4), p, v] for a, b, p, v in sorted(notes)],
-        "soundfont": Path(sf).name,
-        "bank": bank,
-        "program": program,
-        "reverb": reverb,
+        "piano": PIANOS[which].name,
     }
     (out_dir / f"{seed}.json").write_text(json.dumps(meta))
 
@@ -261,10 +246,21 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument(
+        "--textures", default="", help="comma-separated texture names (default: all, in turn)"
+    )
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     n = int(a.minutes * 60 / CLIP_S)
-    seeds = [a.seed * 100_000 + i for i in range(n)]
+    names = [t.__name__.strip("_") for t in TEXTURES]
+    want = set(a.textures.split(",")) if a.textures else set(names)
+    if not want <= set(names):
+        ap.error(f"--textures: known textures are {', '.join(names)}")
+    seeds = [
+        s
+        for s in range(a.seed * 100_000, a.seed * 100_000 + 100 * n)
+        if names[s % len(TEXTURES)] in want
+    ][:n]
     with ProcessPoolExecutor(a.jobs) as ex:
         list(ex.map(render_one, seeds, [a.out] * n))
     print(f"rendered {n} clips of {CLIP_S:.0f} s to {a.out}")

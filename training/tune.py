@@ -1,19 +1,18 @@
-"""Choose the decision thresholds on the held-out self-rendered clips (never the corpus).
+"""Choose the onset thresholds on the held-out self-rendered clips (never the corpus).
 
     python -m training.tune --data training/data --feats training/feats \
         [--model edge_server/dsp/models/notenet.npz]
 
-Runs the shipped numpy inference and :class:`FastNoteDecoder` over the validation clips
-(clean and room-augmented copies), scores onsets and fast notes with mir_eval as the corpus
-scorer does (50 ms), grid-searches the thresholds for the best mean of clean and augmented
-F1, measures the onset time offset, and prints the ``DecisionParams`` to put in
-``edge_server/dsp/fastnotes.py``.
+Runs the shipped numpy inference and :class:`NetOnsetDecoder` over the validation clips
+(clean and room-augmented copies), scores onsets with mir_eval as the corpus scorer does
+(50 ms), grid-searches the onset threshold for the best mean of clean and augmented F1,
+measures the onset time offset, and prints the ``DecisionParams`` to put in
+``edge_server/dsp/netonsets.py``. (The fast tier's key threshold: ``training.tune_notes``.)
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ import mir_eval
 import numpy as np
 
 from edge_server.dsp.analyzer import AnalyzerConfig
-from edge_server.dsp.fastnotes import DecisionParams, FastNoteDecoder
+from edge_server.dsp.netonsets import DecisionParams, NetOnsetDecoder
 from edge_server.dsp.notenet import NetOutput, NoteNet, NoteNetWeights
 from training.features import with_odf
 
@@ -37,13 +36,12 @@ def merged_onsets(notes: list[list[float]], merge_s: float = 0.03) -> np.ndarray
 
 def decode(
     out: NetOutput, short: np.ndarray, shift_s: float, params: DecisionParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reported onset times and the end times of the firing hops, s."""
     cfg = AnalyzerConfig()
-    dec = FastNoteDecoder(hop_s=cfg.hop_s, time_shift_s=shift_s, params=params)
-    d = dec.process(out, short, notes=True)
-    on_t = (d.onset_frames + 1) * cfg.hop_s - shift_s - params.onset_offset_s
-    notes = np.array([[n.onset_s, n.midi_pitch] for n in d.note_ons]).reshape(-1, 2)
-    return np.maximum(on_t, 0), notes, (d.onset_frames + 1) * cfg.hop_s - shift_s
+    d = NetOnsetDecoder(hop_s=cfg.hop_s, params=params).process(out, short)
+    ends = (d.onset_frames + 1) * cfg.hop_s - shift_s
+    return np.maximum(ends - params.onset_offset_s, 0), ends
 
 
 def score(
@@ -82,7 +80,7 @@ def main() -> None:
     # onset time offset: median of (hop end at firing - true onset) over matched onsets
     lags = []
     for _, out, short, shift, notes in runs:
-        _, _, fired_end = decode(out, short, shift, replace(base, onset_offset_s=0.0))
+        _, fired_end = decode(out, short, shift, replace(base, onset_offset_s=0.0))
         ref = merged_onsets(notes)
         for m_ref, m_est in mir_eval.util.match_events(ref, fired_end, 0.05):
             lags.append(fired_end[m_est] - ref[m_ref])
@@ -90,18 +88,16 @@ def main() -> None:
     print(f"detection delay: median {lag * 1e3:.1f} ms, p95 {np.percentile(lags, 95) * 1e3:.1f} ms")
     base = replace(base, onset_offset_s=round(lag, 4))
     best = None
-    for ot, kt in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.4, 0.5, 0.6)):
-        params = replace(base, onset_threshold=ot, key_threshold=kt)
-        res: dict[str, list[tuple[float, float]]] = {}
+    for ot in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        params = replace(base, onset_threshold=ot)
+        res: dict[str, list[float]] = {}
         for copy, out, short, shift, notes in runs:
-            onsets, est, _ = decode(out, short, shift, params)
-            res.setdefault(copy, []).append(score(notes, onsets, est))
-        m = {c: np.mean(v, axis=0) for c, v in res.items()}
-        summary = " ".join(
-            f"copy{c}: onset {v[0]:.3f} note {v[1]:.3f}" for c, v in sorted(m.items())
-        )
-        obj = float(np.mean([v[0] + v[1] for v in m.values()]))
-        print(f"onset_thr {ot} key_thr {kt}: {summary}", flush=True)
+            onsets, _ = decode(out, short, shift, params)
+            f = mir_eval.onset.f_measure(merged_onsets(notes), np.sort(onsets), window=0.05)[0]
+            res.setdefault(copy, []).append(float(f))
+        m = {c: float(np.mean(v)) for c, v in res.items()}
+        print(f"onset_thr {ot}: " + " ".join(f"copy{c}: {v:.3f}" for c, v in sorted(m.items())))
+        obj = float(np.mean(list(m.values())))
         if best is None or obj > best[0]:
             best = (obj, params)
     assert best is not None

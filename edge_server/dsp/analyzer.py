@@ -10,17 +10,21 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .fastnotes import DecisionParams, Decisions, FastNoteDecoder, NoteOff, NoteOn, decide_many
 from .features import rms_db, spectral_centroid_hz
 from .fft import frames_rfft
+from .netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions, decide_onsets_many
+from .notedecoder import NoteOff, NoteOn, NoteParams, OnsetNoteDecoder, decide_notes_many
 from .notenet import NoteNet, load_weights, net_inputs
 from .notenet import process_many as net_many
 from .onset import OnsetDetector, OnsetParams, superflux_many
+from .onsetnotes import SHORT_SAMPLES, load_onset_note_net
+from .pitchgrid import grid_map
 from .resample import StreamingResampler, process_many
 from .ringbuffer import FrameRing
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +48,9 @@ class AnalyzerConfig:
         ``"net"``: onsets from the note network (trained on piano; default);
         ``"superflux"``: the non-learned SuperFlux peak picker.
     decisions : DecisionParams
-        Thresholds on the note network's outputs.
+        Thresholds on the onset network's output.
+    notes : NoteParams
+        Fast-tier note decisions (the onset key classifier's threshold, note ends).
     """
 
     analysis_rate_hz: int = 22_050
@@ -54,6 +60,7 @@ class AnalyzerConfig:
     onset: OnsetParams = field(default_factory=OnsetParams)
     onset_method: Literal["net", "superflux"] = "net"
     decisions: DecisionParams = field(default_factory=DecisionParams)
+    notes: NoteParams = field(default_factory=NoteParams)
 
     def __post_init__(self) -> None:
         if self.onset_method not in ("net", "superflux"):
@@ -152,8 +159,14 @@ class StreamAnalyzer:
         )
         self.notes = notes
         self._net = NoteNet(weights=weights)
-        self._decoder = FastNoteDecoder(
-            hop_s=c.hop_s, time_shift_s=self.delay_s, params=c.decisions
+        self._decoder = NetOnsetDecoder(hop_s=c.hop_s, params=c.decisions)
+        self._notes = OnsetNoteDecoder(
+            n_bins=c.frame_samples // 2 + 1,
+            hop_samples=c.hop_samples,
+            sample_rate_hz=c.analysis_rate_hz,
+            hop_s=c.hop_s,
+            time_shift_s=self.delay_s,
+            params=c.notes,
         )
         self.input_rate_hz = input_rate_hz
         self.samples_in = 0
@@ -190,6 +203,7 @@ class StreamAnalyzer:
             ("onset", self._onset),
             ("net", self._net),
             ("decisions", self._decoder),
+            ("notes", self._notes),
         ):
             for key, value in part.state().items():
                 out[f"{name}.{key}"] = value
@@ -208,6 +222,7 @@ class StreamAnalyzer:
             self._onset.restore(part("onset"))
             self._net.restore(part("net"))
             self._decoder.restore(part("decisions"))
+            self._notes.restore(part("notes"))
             self.samples_in, self.frames_done = (int(v) for v in state["analyzer.counts"])
         except KeyError as e:
             raise ValueError(f"analyzer state lacks {e}") from None
@@ -241,33 +256,20 @@ class StreamAnalyzer:
         self.frames_done += int(frames.shape[0])
         return frames, first
 
-    def _block(
-        self, y: F32, first: int, *, odf: F32, dec: Decisions, rms: F32, centroid: F32
-    ) -> AnalysisBlock:
-        """One stream's block, from the batched front end's rows and decisions for it."""
+    def _onsets(self, odf: F32, dec: OnsetDecisions) -> tuple[I64, F32, float]:
+        """This block's onset hops, strengths and reported-time offset (either method)."""
         c = self.config
         superflux = c.onset_method == "superflux"
         ob = self._onset.pick(odf, pick=superflux)
         if superflux:
-            onset_frames, strengths, offset_s = ob.onset_frames, ob.strengths, c.onset.time_offset_s
-        else:
-            onset_frames, strengths = dec.onset_frames, dec.onset_strengths
-            offset_s = c.decisions.onset_offset_s
-        ends = np.asarray(
-            (onset_frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s, np.float64
-        )
-        return AnalysisBlock(
-            onset_times_s=np.asarray(np.maximum(ends - offset_s, 0.0), np.float64),
-            onset_strengths=strengths,
-            onset_detected_at_s=ends,
-            first_frame_time_s=self._frame_centre_s(first),
-            rms_db=rms,
-            centroid_hz=centroid,
-            flux=odf,
-            note_ons=tuple(dec.note_ons),
-            note_offs=tuple(dec.note_offs),
-            samples=y,
-        )
+            return ob.onset_frames, ob.strengths, c.onset.time_offset_s
+        return dec.onset_frames, dec.onset_strengths, c.decisions.onset_offset_s
+
+    def _onset_times(self, frames: I64, offset_s: float) -> tuple[F64, F64]:
+        """Reported onset times and the end times of the hops that fired, s."""
+        c = self.config
+        ends = np.asarray((frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s)
+        return np.asarray(np.maximum(ends - offset_s, 0.0), np.float64), ends.astype(np.float64)
 
 
 def analyze_many(
@@ -335,33 +337,84 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     rms = rms_db(frames)
     offs = np.cumsum([0, *counts[:-1]])
     odf = np.zeros(total, dtype=np.float32)
-    decs: list[Decisions | None] = [None] * len(analyzers)
-    groups: dict[tuple[int, bool], list[int]] = {}
-    for i, (a, n) in enumerate(zip(analyzers, counts, strict=True)):
+    decs: list[OnsetDecisions | None] = [None] * len(analyzers)
+    vel = np.zeros(total, dtype=np.float32)
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(counts):
         if n:
-            groups.setdefault((n, a.notes), []).append(i)
+            groups.setdefault(n, []).append(i)
     n_long = long_bands.shape[1]
-    for (n, notes), members in groups.items():
+    for n, members in groups.items():
         rows = offs[members][:, None] + np.arange(n)[None, :]  # (streams, n) row indices
         g_odf = superflux_many([analyzers[i]._onset for i in members], long_bands[rows])
         odf[rows] = g_odf
         x[rows, -1] = g_odf
         xg = x[rows]
-        g_out = net_many([analyzers[i]._net for i in members], xg, keys=notes)
-        g_dec = decide_many(
-            [analyzers[i]._decoder for i in members], g_out, xg[:, :, n_long:-1], notes=notes
+        g_out = net_many([analyzers[i]._net for i in members], xg)
+        vel[rows] = g_out.velocity
+        g_dec = decide_onsets_many(
+            [analyzers[i]._decoder for i in members], g_out, xg[:, :, n_long:-1]
         )
         for i, d in zip(members, g_dec, strict=True):
             decs[i] = d
-    blocks = []
-    for i, (a, (_, first), y) in enumerate(zip(analyzers, taken, ys, strict=True)):
+    picked: list[tuple[I64, F32, F64, F64]] = []
+    for i, a in enumerate(analyzers):
         dec = decs[i]
         if dec is None:
+            picked.append((np.zeros(0, np.int64), _F32_0, _F64_0, _F64_0))
+            continue
+        sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+        hops, strengths, offset_s = a._onsets(odf[sl], dec)
+        times, ends = a._onset_times(hops, offset_s)
+        picked.append((hops, strengths, times, ends))
+    notes: list[tuple[list[NoteOn], list[NoteOff]]] = [([], [])] * len(analyzers)
+    with_notes = [i for i, a in enumerate(analyzers) if a.notes and counts[i]]
+    if with_notes:
+        mags, tds, onsets = [], [], []
+        for i in with_notes:
+            sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+            hops = picked[i][0]
+            first = taken[i][1]
+            mags.append(mag[sl])
+            tds.append(frames[sl])
+            onsets.append((hops, picked[i][2], vel[sl][hops - first]))
+        done = decide_notes_many(
+            [analyzers[i]._notes for i in with_notes],
+            mags,
+            tds,
+            onsets,
+            net=load_onset_note_net(),
+            gm=grid_map(n_fft=c.frame_samples, sample_rate_hz=c.analysis_rate_hz),
+            gm_short=grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=c.analysis_rate_hz),
+        )
+        for i, ev in zip(with_notes, done, strict=True):
+            notes[i] = ev
+    blocks = []
+    for i, (a, (_, first), y) in enumerate(zip(analyzers, taken, ys, strict=True)):
+        if decs[i] is None:
             blocks.append(_empty(a._frame_centre_s(first), y))
             continue
         sl = slice(int(offs[i]), int(offs[i]) + counts[i])
-        blocks.append(a._block(y, first, odf=odf[sl], dec=dec, rms=rms[sl], centroid=centroid[sl]))
+        _, strengths, times, ends = picked[i]
+        blocks.append(
+            AnalysisBlock(
+                onset_times_s=times,
+                onset_strengths=strengths,
+                onset_detected_at_s=ends,
+                first_frame_time_s=a._frame_centre_s(first),
+                rms_db=rms[sl],
+                centroid_hz=centroid[sl],
+                flux=odf[sl],
+                note_ons=tuple(notes[i][0]),
+                note_offs=tuple(notes[i][1]),
+                samples=y,
+            )
+        )
     return blocks
+
+
+_F32_0 = np.zeros(0, dtype=np.float32)
+_F64_0 = np.zeros(0, dtype=np.float64)
 
 
 def _magnitudes(frames: F32, window: F32) -> F32:

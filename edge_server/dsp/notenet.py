@@ -1,8 +1,8 @@
-"""The causal note network: its inputs, and numpy inference that streams frame by frame.
+"""The causal onset network: its inputs, and numpy inference that streams frame by frame.
 
 A small network trained on self-rendered piano (``training/``) turns each analysis hop into
-an onset probability, 88 per-key onset probabilities, 88 per-key "sounding" probabilities and
-a loudness (velocity) estimate. It only looks at the current and past frames.
+an onset probability and a loudness (velocity) estimate. It only looks at the current and
+past frames. (Which keys an onset struck is :mod:`.onsetnotes`' job.)
 
 Inputs per hop (``NetInputs``): log-compressed triangular filterbank energies of the long
 frame (``frame_samples``, 36 bands per octave; below ~1.1 kHz at 22.05 kHz that is one band
@@ -14,18 +14,10 @@ Network (weights in ``models/notenet.npz``; ``training/train.py``)::
     x_t  = [long_bands_t, short_bands_t, superflux_t]      normalised     (n_in,)
     h1_t = relu(A0 x_t + A1 x_{t-1} + A2 x_{t-2} + a)                     (n_h1,)
     h2_t = relu(B [h1_{t-d} for d in taps] + b)                           (n_h2,)
-    [onset_t, velocity_t] = sigmoid(C h2_t + c);  g_t = relu(G h2_t + g)  (n_g,)
+    [onset_t, velocity_t] = sigmoid(C h2_t + c)
 
-    per key k (shared weights):
-    e_t[k] = log band energy at the probes p * f0(k), p in PROBES         (n_probes,)
-    z_t[k] = relu(K1 [e_t[k], e_{t-1}[k], e_{t-3}[k] (normalised), g_t, pos(k)] + k1)
-    [key_onset_t[k], key_on_t[k]] = sigmoid(K2 z_t[k] + k2)
-
-The per-key part is a convolution over the keyboard: one small network reads every key's
-harmonic pattern, so what it learns about a pitch transfers to the others.
-
-Streaming keeps the last two inputs, the last ``max(taps)`` hidden vectors and the last three
-harmonic patterns, so output for frame t is the same whatever the chunking.
+Streaming keeps the last two inputs and the last ``max(taps)`` hidden vectors, so output for
+frame t is the same whatever the chunking.
 """
 
 from __future__ import annotations
@@ -43,12 +35,7 @@ from .fft import frames_rfft
 from .filterbank import log_filterbank
 
 F32 = npt.NDArray[np.float32]
-N_KEYS = 88
-LOWEST_KEY_MIDI = 21
 MODEL_PATH = Path(__file__).parent / "models" / "notenet.npz"
-#: multiples of each key's fundamental where its harmonic pattern is read
-PROBES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
-KEY_TAPS = (0, 1, 3)
 _MAX_SHORT_FRAMES = 64
 
 
@@ -104,55 +91,6 @@ class InputSpec:
     def n_inputs(self) -> int:
         """Network inputs: long bands, short bands and the SuperFlux ODF."""
         return int(self.long_fb().shape[1] + self.short_fb().shape[1] + 1)
-
-
-def harmonic_map(
-    spec: InputSpec, probes: tuple[float, ...] = PROBES
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F32]:
-    """Where each key's probes (multiples of its fundamental) fall among the long bands.
-
-    Returns
-    -------
-    lo, hi : ndarray, shape (88 * n_probes,), int64
-        Neighbouring band indices (key-major: key 0's probes first).
-    w : ndarray, shape (88 * n_probes,), float32
-        Interpolation weight of ``hi`` in ``[0, 1]``, linear in log frequency; probes above
-        the top band get ``lo = hi`` = top band and are zeroed by the caller via ``w = -1``.
-    """
-    fb = spec.long_fb()
-    centre_hz = np.argmax(fb, axis=0) * spec.sample_rate_hz / spec.frame_samples
-    log_c = np.log2(np.maximum(centre_hz, 1.0))
-    f0 = 440.0 * 2.0 ** ((np.arange(N_KEYS) + LOWEST_KEY_MIDI - 69) / 12)
-    f = np.log2(np.outer(f0, probes).ravel())
-    hi = np.clip(np.searchsorted(log_c, f), 1, len(log_c) - 1)
-    lo = hi - 1
-    w = np.clip((f - log_c[lo]) / (log_c[hi] - log_c[lo]), 0.0, 1.0).astype(np.float32)
-    w[f > log_c[-1]] = -1.0
-    return lo.astype(np.int64), hi.astype(np.int64), w
-
-
-def harmonic_patterns(
-    long_bands: F32, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64], w: F32
-) -> F32:
-    """Per-key probe energies.
-
-    Parameters
-    ----------
-    long_bands : ndarray, shape (n_frames, n_long_bands), float32
-        Log band energies.
-    lo, hi, w : ndarray
-        From :func:`harmonic_map`.
-
-    Returns
-    -------
-    ndarray, shape (n_frames, 88, n_probes), float32
-        Interpolated log energies (0 for probes above the top band).
-    """
-    a = long_bands[:, lo]
-    b = long_bands[:, hi]
-    e = a + (b - a) * np.maximum(w, 0.0)
-    e *= w >= 0
-    return np.asarray(e.reshape(long_bands.shape[0], N_KEYS, -1), dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -230,28 +168,20 @@ class NetOutput:
     ----------
     onset : ndarray, shape (n_frames,), float32
         Probability that an onset started within the last ~20 ms, ``[0, 1]``.
-    key_onset : ndarray, shape (n_frames, 88), float32
-        Per key (MIDI 21..108): probability that the key was struck within the last ~45 ms.
-    key_on : ndarray, shape (n_frames, 88), float32
-        Per key: probability that it is held down.
     velocity : ndarray, shape (n_frames,), float32
         Loudness of the latest strike, ``[0, 1]`` (MIDI velocity / 127).
     """
 
     onset: F32
-    key_onset: F32
-    key_on: F32
     velocity: F32
 
     def stream_axis(self) -> NetOutput:
         """This one stream's output with a leading streams axis of length 1 (views)."""
-        return NetOutput(
-            self.onset[None], self.key_onset[None], self.key_on[None], self.velocity[None]
-        )
+        return NetOutput(self.onset[None], self.velocity[None])
 
     def stream(self, b: int) -> NetOutput:
         """Stream ``b`` of a batched output (leading axis: streams), as views."""
-        return NetOutput(self.onset[b], self.key_onset[b], self.key_on[b], self.velocity[b])
+        return NetOutput(self.onset[b], self.velocity[b])
 
 
 class NoteNetWeights:
@@ -269,23 +199,11 @@ class NoteNetWeights:
                 np.concatenate([z[f"A{k}"] for k in range(3)], axis=1), dtype=np.float32
             )
             self.a_bias, self.b, self.b_bias = f32(z, "a"), f32(z, "B"), f32(z, "b")
-            self.c, self.c_bias, self.g, self.g_bias = (
-                f32(z, "C"),
-                f32(z, "c"),
-                f32(z, "G"),
-                f32(z, "g"),
-            )
-            self.k1, self.k1_bias, self.k2, self.k2_bias = (
-                f32(z, "K1"), f32(z, "k1"), f32(z, "K2"), f32(z, "k2"),
-            )  # fmt: skip
+            self.c, self.c_bias = f32(z, "C"), f32(z, "c")
             self.taps = tuple(int(t) for t in z["taps"])
             self.mean = f32(z, "mean")
             self.inv_std = (1.0 / z["std"]).astype(np.float32)
-            self.h_mean = f32(z, "h_mean")  # (88, n_probes)
-            self.h_inv_std = (1.0 / z["h_std"]).astype(np.float32)
-            self.key_pos = f32(z, "key_pos")  # (88, n_pos)
             spec = {k[5:]: z[k].item() for k in z.files if k.startswith("spec_")}
-            self.probes = tuple(float(p) for p in z["probes"])
         self.spec = InputSpec(**spec)
         self.a_cat.flags.writeable = False
         if self.a_cat.shape[0] != self.spec.n_inputs:
@@ -293,17 +211,7 @@ class NoteNetWeights:
                 f"{path}: weights take {self.a_cat.shape[0]} inputs, "
                 f"the input spec gives {self.spec.n_inputs}"
             )
-        self.lo, self.hi, self.w = harmonic_map(self.spec, self.probes)
         self.n_long = int(self.spec.long_fb().shape[1])
-        n_g = self.g_bias.shape[0]
-        n_h = len(KEY_TAPS) * len(self.probes)
-        # K1 rows: [harmonic taps | g | key position]; the g and position parts are the same for
-        # every key of a frame, so they are applied once per frame (and per key for position)
-        self.k1_h = np.ascontiguousarray(self.k1[:n_h])
-        self.k1_g = np.ascontiguousarray(self.k1[n_h : n_h + n_g])
-        self.key_bias = np.ascontiguousarray(self.key_pos @ self.k1[n_h + n_g :] + self.k1_bias)
-        for arr in (self.k1_h, self.k1_g, self.key_bias):
-            arr.flags.writeable = False
 
     @property
     def n_h1(self) -> int:
@@ -337,54 +245,40 @@ class NoteNet:
         self.w = weights
         h = weights.n_h1
         self._depth = max(weights.taps)
-        self._kdepth = max(KEY_TAPS)
         # projections of the last two inputs through A1, A2 (pending contributions)
         self._proj_hist: F32 = np.zeros((2, 3 * h), dtype=np.float32)
         self._h1_hist: F32 = np.zeros((self._depth, h), dtype=np.float32)
-        self._e_hist: F32 = np.zeros((self._kdepth, N_KEYS, len(weights.probes)), dtype=np.float32)
         # start as if the stream had been silent (all-zero inputs), not from zero history,
         # which the network never saw in training and can read as an onset
         self.process(np.zeros((self._depth + 2, weights.spec.n_inputs), dtype=np.float32))
 
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
-        """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1), ``e`` (3, 88, n_probes): float32."""
-        return {
-            "proj": self._proj_hist.copy(),
-            "h1": self._h1_hist.copy(),
-            "e": self._e_hist.copy(),
-        }
+        """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1): float32."""
+        return {"proj": self._proj_hist.copy(), "h1": self._h1_hist.copy()}
 
     def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
         proj = np.asarray(state["proj"], dtype=np.float32)
         h1 = np.asarray(state["h1"], dtype=np.float32)
-        e = np.asarray(state["e"], dtype=np.float32)
-        if (
-            proj.shape != self._proj_hist.shape
-            or h1.shape != self._h1_hist.shape
-            or e.shape != self._e_hist.shape
-        ):
+        if proj.shape != self._proj_hist.shape or h1.shape != self._h1_hist.shape:
             raise ValueError("note network state does not match these weights")
-        self._proj_hist, self._h1_hist, self._e_hist = proj.copy(), h1.copy(), e.copy()
+        self._proj_hist, self._h1_hist = proj.copy(), h1.copy()
 
-    def process(self, x: F32, *, keys: bool = True) -> NetOutput:
+    def process(self, x: F32) -> NetOutput:
         """Run the next frames.
 
         Parameters
         ----------
         x : ndarray, shape (n_frames, n_inputs), float32
             :func:`net_inputs` of consecutive hops (with the SuperFlux ODF as last column).
-        keys : bool
-            Also run the per-key part (``False``: onsets only; ``key_onset`` and ``key_on``
-            are zeros). Use the same value for the whole stream.
 
         Returns
         -------
         NetOutput
         """
-        return process_many([self], x[None], keys=keys).stream(0)
+        return process_many([self], x[None]).stream(0)
 
 
-def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> NetOutput:
+def process_many(nets: Sequence[NoteNet], x: F32) -> NetOutput:
     """Run the next frames of several streams in one pass (same weights, same frame count).
 
     Each stream's result equals its own :meth:`NoteNet.process` (up to float rounding of the
@@ -396,8 +290,6 @@ def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> NetOu
         One per stream, all with the same weights.
     x : ndarray, shape (n_streams, n_frames, n_inputs), float32
         :func:`net_inputs` of each stream's consecutive hops.
-    keys : bool
-        As for :meth:`NoteNet.process`, for every stream.
 
     Returns
     -------
@@ -425,29 +317,7 @@ def process_many(nets: Sequence[NoteNet], x: F32, *, keys: bool = True) -> NetOu
         q._proj_hist = proj[b, -2:].copy()
         q._h1_hist = hist[b, -d0:].copy()
     y = _sigmoid(h2 @ w.c + w.c_bias).reshape(bn, n, 2)
-    if not keys:  # onsets only: the harmonic history is not kept
-        z = np.zeros((bn, n, N_KEYS), dtype=np.float32)
-        return NetOutput(onset=y[:, :, 0], key_onset=z, key_on=z, velocity=y[:, :, 1])
-    e = harmonic_patterns(x[:, :, : w.n_long].reshape(rows, -1), w.lo, w.hi, w.w)
-    e -= w.h_mean
-    e *= w.h_inv_std
-    k0 = nets[0]._kdepth
-    ehist = np.concatenate(
-        (_stack([q._e_hist for q in nets]), e.reshape(bn, n, N_KEYS, -1)), axis=1
-    )
-    for b, q in enumerate(nets):
-        q._e_hist = ehist[b, -k0:].copy()
-    g = h2 @ w.g + w.g_bias
-    np.maximum(g, 0.0, out=g)
-    feats = np.concatenate(
-        [ehist[:, k0 - d : k0 - d + n] for d in KEY_TAPS], axis=3
-    )  # (streams, n, 88, 3p)
-    zk = (feats.reshape(rows * N_KEYS, -1) @ w.k1_h).reshape(bn, n, N_KEYS, -1)
-    zk += (g @ w.k1_g).reshape(bn, n, 1, -1)
-    zk += w.key_bias
-    np.maximum(zk, 0.0, out=zk)
-    yk = _sigmoid(zk.reshape(rows * N_KEYS, -1) @ w.k2 + w.k2_bias).reshape(bn, n, N_KEYS, 2)
-    return NetOutput(onset=y[:, :, 0], key_onset=yk[..., 0], key_on=yk[..., 1], velocity=y[:, :, 1])
+    return NetOutput(onset=y[:, :, 0], velocity=y[:, :, 1])
 
 
 def _stack(arrays: list[F32]) -> F32:

@@ -3,7 +3,7 @@
 The ODF is always computed (it is the ``spectral_flux`` feature); its peak picker is the
 non-learned onset method (``AnalyzerConfig.onset_method = "superflux"``), kept for sounds the
 note network was not trained on. The default onsets come from the network
-(:mod:`.fastnotes`).
+(:mod:`.netonsets`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..dsp.basicpitch import N_KEYS, Posteriors, WindowStitcher, run_windows
-from ..dsp.fastnotes import NoteOn
+from ..dsp.notedecoder import NoteOn
 from ..dsp.refined import FRAME_S, RefinedDecoder, RefinedNote, RefinedOff
 from .events import NoteAction, NoteEvent, NoteTier
 

@@ -11,11 +11,6 @@ from edge_server.dsp.refined import RefinedDecoder
 from tests.signals import pink_noise, struck_string
 
 RATE = 44_100
-FAST_TIER_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="the fast tier is below its acceptance (note F1 0.23 on the corpus, BENCHMARKS.md): "
-    "it reports harmonics of struck strings as notes",
-)
 
 
 def _fast(x: np.ndarray) -> tuple[list[float], list[tuple[float, int, float]]]:
@@ -103,21 +98,18 @@ def test_silence_then_noise_gives_no_refined_notes() -> None:
     assert _refined(x) == []
 
 
-@FAST_TIER_XFAIL
 def test_fast_c_major_chord_is_three_pitches_within_50_ms() -> None:
     _, notes = _fast(_chord())
     assert sorted(p for _, p, _ in notes) == [60, 64, 67]
     assert all(abs(t - 0.5) < 0.02 and decided - 0.5 <= 0.05 for t, _, decided in notes)
 
 
-@FAST_TIER_XFAIL
 def test_fast_repeated_note_is_two_notes() -> None:
     onsets, notes = _fast(_repeated())
     np.testing.assert_allclose(onsets, [0.5, 1.3], atol=0.02)
     assert [p for _, p, _ in notes] == [57, 57]
 
 
-@FAST_TIER_XFAIL
 def test_fast_note_under_pink_noise() -> None:
     _, notes = _fast(_under_noise(20.0))
     assert [p for t, p, _ in notes if t > 0.2] == [72]

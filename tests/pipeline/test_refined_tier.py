@@ -11,7 +11,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from edge_server.dsp.basicpitch import FRAME_SAMPLES, N_KEYS, WINDOW_FRAMES, WindowStitcher
-from edge_server.dsp.fastnotes import NoteOn
+from edge_server.dsp.notedecoder import NoteOn
 from edge_server.pipeline.events import NoteAction, NoteTier
 from edge_server.pipeline.refined_tier import REFINED_ID_BASE, RefinedTier
 

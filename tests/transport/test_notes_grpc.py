@@ -29,11 +29,10 @@ async def test_fast_and_refined_notes_stream_in_order(node: EdgeNode) -> None:
     events += [(summary.stream_time_s, n) for n in summary.final_notes]
     fast = [(t, n) for t, n in events if n.tier == pb.NOTE_TIER_FAST]
     ons = [(t, n) for t, n in fast if n.action == pb.NOTE_ACTION_ON]
-    # fast notes sit on true onsets; their pitches are not asserted: the fast tier is below
-    # its acceptance (harmonics for fundamentals, see BENCHMARKS.md and the xfail tests in
-    # tests/dsp/test_notes_synthetic.py)
+    # the fast tier: every note played, at its onset, and nothing else
     true_onsets = {t for t, _ in NOTES}
     assert ons and all(min(abs(n.onset_s - t) for t in true_onsets) < 0.02 for _, n in ons)
+    assert sorted((round(n.onset_s, 1), n.midi_pitch) for _, n in ons) == sorted(NOTES)
     assert len({n.note_id for _, n in ons}) == len(ons)
     for arrived_s, n in ons:
         # reported with the chunk that contains the deciding hop: <= 50 ms + one chunk
