@@ -13,7 +13,14 @@ import numpy.typing as npt
 from .features import rms_db, spectral_centroid_hz
 from .fft import frames_rfft
 from .netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions, decide_onsets_many
-from .notedecoder import NoteOff, NoteOn, NoteParams, OnsetNoteDecoder, decide_notes_many
+from .notedecoder import (
+    NoteOff,
+    NoteOn,
+    NoteParams,
+    OnsetNoteDecoder,
+    decide_notes_many,
+    key_levels,
+)
 from .notenet import NoteNet, load_weights, net_inputs
 from .notenet import process_many as net_many
 from .onset import OnsetDetector, OnsetParams, superflux_many
@@ -371,6 +378,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     with_notes = [i for i, a in enumerate(analyzers) if a.notes and counts[i]]
     if with_notes:
         mags, tds, onsets = [], [], []
+        lv_all = key_levels(mag, sample_rate_hz=c.analysis_rate_hz)  # one call per batch
         for i in with_notes:
             sl = slice(int(offs[i]), int(offs[i]) + counts[i])
             hops = picked[i][0]
@@ -386,6 +394,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             net=load_onset_note_net(),
             gm=grid_map(n_fft=c.frame_samples, sample_rate_hz=c.analysis_rate_hz),
             gm_short=grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=c.analysis_rate_hz),
+            levels=[lv_all[int(offs[i]) : int(offs[i]) + counts[i]] for i in with_notes],
         )
         for i, ev in zip(with_notes, done, strict=True):
             notes[i] = ev

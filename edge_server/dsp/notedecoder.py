@@ -85,6 +85,7 @@ class NoteOff:
 
 
 _EMPTY = np.zeros((0, 0, 0), dtype=np.float32)
+_NO_LEVELS = np.zeros((0, N_KEYS), dtype=np.float32)
 
 
 class OnsetNoteDecoder:
@@ -207,10 +208,13 @@ class OnsetNoteDecoder:
         by_hop: dict[int, list[int]] = {}
         for j, (hop, _, _) in enumerate(due):
             by_hop.setdefault(hop + DECISION_HOPS, []).append(j)
+        rows: list[list[float]] | None = None  # the levels as Python floats, made once
         for i in range(n):
             t = first + i
             if levels is not None and self._open:
-                self._levels(levels[i], t, offs)
+                if rows is None:
+                    rows = levels.tolist()
+                self._levels(rows[i], t, offs)
             for j in by_hop.get(t, ()):
                 self._strike(due[j], prob[j], ons, offs)
 
@@ -235,15 +239,17 @@ class OnsetNoteDecoder:
         nid, onset_s, _, _ = self._open.pop(k)
         offs.append(NoteOff(int(nid), k + LOWEST_KEY_MIDI, onset_s, self._end_s(frame)))
 
-    def _levels(self, level: F32, t: int, offs: list[NoteOff]) -> None:
+    def _levels(self, level: list[float], t: int, offs: list[NoteOff]) -> None:
         """One hop of level checks for the sounding notes (``level``: per key, this hop)."""
+        drop, floor, need = self.p.off_drop, self.p.off_floor, self.p.off_hops
         for k in sorted(self._open):  # key order: the same after a restore
             note = self._open[k]
-            v = float(level[k])
-            note[2] = max(note[2], v)
-            ending = v < note[2] - self.p.off_drop or v < self.p.off_floor
+            v = level[k]
+            if v > note[2]:
+                note[2] = v
+            ending = v < note[2] - drop or v < floor
             note[3] = note[3] + 1 if ending else 0.0
-            if note[3] >= self.p.off_hops:
+            if note[3] >= need:
                 self._end(k, t, offs)
 
 
@@ -291,6 +297,7 @@ def decide_notes_many(
     net: OnsetNoteNet,
     gm: GridMap,
     gm_short: GridMap,
+    levels: Sequence[F32] | None = None,
 ) -> list[tuple[list[NoteOn], list[NoteOff]]]:
     """Fast-note events of the next hops of several streams, one classifier call for all.
 
@@ -309,6 +316,9 @@ def decide_notes_many(
         The classifier.
     gm, gm_short : GridMap
         Pitch-grid maps of the long and the short FFT length.
+    levels : sequence of ndarray, shape (n_i, 88), float32, optional
+        Each stream's :func:`key_levels` of ``mags``, when the caller has them from one call
+        over the whole batch (cheaper than one call per stream); computed here otherwise.
 
     Returns
     -------
@@ -336,17 +346,23 @@ def decide_notes_many(
         sm = short_magnitudes(tails.reshape(n * tails.shape[1], -1))
         g_short = pitch_spectrum(sm, gm_short).reshape(n, tails.shape[1], -1)
         prob = net.predict(np.concatenate((g_long, g_short), axis=1))
+    if levels is None:  # one key_levels call for every stream that needs levels
+        need = [i for i, d in enumerate(decoders) if (d._open or dues[i]) and mags[i].shape[0]]
+        computed = [_NO_LEVELS] * len(decoders)
+        if need:
+            rate = decoders[need[0]].sample_rate_hz
+            lv = key_levels(np.concatenate([mags[i] for i in need]), sample_rate_hz=rate)
+            cut = np.cumsum([mags[i].shape[0] for i in need])[:-1]
+            for i, part in zip(need, np.split(lv, cut), strict=True):
+                computed[i] = part
+        levels = computed
     out = []
     at = 0
-    for d, mag, due, n in zip(decoders, mags, dues, n_due, strict=True):
+    for d, mag, due, n, lv_i in zip(decoders, mags, dues, n_due, levels, strict=True):
         ons: list[NoteOn] = []
         offs: list[NoteOff] = []
-        levels = (
-            key_levels(mag, sample_rate_hz=d.sample_rate_hz)
-            if (d._open or due) and mag.shape[0]
-            else None
-        )
-        d._apply(due, prob[at : at + n], levels, ons, offs)
+        use = lv_i if (d._open or due) and mag.shape[0] else None
+        d._apply(due, prob[at : at + n], use, ons, offs)
         at += n
         d._advance(mag)
         out.append((ons, offs))

@@ -12,6 +12,7 @@ from edge_server.dsp.notedecoder import (
     NoteParams,
     OnsetNoteDecoder,
     decide_notes_many,
+    key_levels,
 )
 from edge_server.dsp.onsetnotes import DECISION_HOPS, N_ROWS, SHORT_SAMPLES
 from edge_server.dsp.pitchgrid import grid_map
@@ -130,3 +131,25 @@ def test_many_streams_share_one_classifier_call() -> None:
     out = _decide(decs, mags, onsets, net)
     assert net.calls == [3]
     assert [[n.midi_pitch for n in ons] for ons, _ in out] == [[61], [62], [63]]
+
+
+def test_levels_from_the_caller_give_the_same_events_as_levels_computed_here() -> None:
+    """The analyzer hands in key levels computed once over the whole batch."""
+    mags = [
+        np.concatenate([_tone_mag(20, 40 + i, 30.0), _tone_mag(20, 40 + i, 0.0)]) for i in range(3)
+    ]
+    frames = [np.zeros((40, 1024), np.float32) for _ in mags]
+    h = np.asarray([2], np.int64)
+    onsets = [(h, (h + 1) * HOP_S, np.full(1, 0.5, np.float32))] * 3
+    levels = np.split(key_levels(np.concatenate(mags), sample_rate_hz=22_050), [40, 80])
+    runs = []
+    for given in (None, levels):
+        net = _Net([[40], [41], [42]])
+        runs.append(
+            decide_notes_many(
+                [_dec() for _ in mags], mags, frames, onsets, net=net, gm=GM, gm_short=GMS,
+                levels=given,
+            )
+        )  # fmt: skip
+    assert runs[0] == runs[1]
+    assert [len(offs) for _, offs in runs[0]] == [1, 1, 1]
