@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import wave
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -128,15 +129,18 @@ def with_odf(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, odf[:, None]], axis=1)
 
 
-def _one(args: tuple[Path, Path, int]) -> None:
-    wav, out, copies = args
+def missing_copies(wav: Path, out: Path, copies: int) -> Iterator[tuple[Path, np.ndarray]]:
+    """``(out/<stem>.<k>.npz, audio)`` for each copy not written yet: copy 0 is the clip as
+    rendered, the others room-augmented with a seed fixed by the clip and the copy."""
     x = read_wav(wav)
     for k in range(copies):
         dst = out / f"{wav.stem}.{k}.npz"
-        if dst.exists():
-            continue
-        rng = np.random.default_rng([int(wav.stem), k])
-        xa = x if k == 0 else augment(x, rng)
+        if not dst.exists():
+            yield dst, x if k == 0 else augment(x, np.random.default_rng([int(wav.stem), k]))
+
+
+def _one(args: tuple[Path, Path, int]) -> None:
+    for dst, xa in missing_copies(*args):
         feats, ends = extract(xa)
         np.savez(dst, x=feats.astype(np.float16), frame_end_s=ends)
 

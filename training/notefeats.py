@@ -25,7 +25,7 @@ import numpy as np
 from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
 from edge_server.dsp.onsetnotes import SHORT_SAMPLES, short_magnitudes
 from edge_server.dsp.pitchgrid import grid_map, pitch_spectrum
-from training.features import augment, hop_ends_s, read_wav, stream_blocks
+from training.features import hop_ends_s, missing_copies, stream_blocks
 
 RATE_HZ = 44_100
 
@@ -54,16 +54,9 @@ def stream_onset_hops(x: np.ndarray, *, input_rate_hz: int = RATE_HZ) -> np.ndar
 
 
 def _one(args: tuple[Path, Path, int]) -> None:
-    wav, out, copies = args
-    x = read_wav(wav)
     gm = grid_map(n_fft=1024, sample_rate_hz=22_050)
     gms = grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=22_050)
-    for k in range(copies):
-        dst = out / f"{wav.stem}.{k}.npz"
-        if dst.exists():
-            continue
-        rng = np.random.default_rng([int(wav.stem), k])
-        xa = x if k == 0 else augment(x, rng)
+    for dst, xa in missing_copies(*args):
         mag, short, ends = magnitudes(xa)
         np.savez(
             dst,
