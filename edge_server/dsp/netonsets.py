@@ -24,7 +24,12 @@ F32 = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, kw_only=True)
 class DecisionParams:
-    """Onset thresholds (chosen on held-out self-rendered clips by ``training/tune.py``).
+    """Onset thresholds, chosen on held-out self-rendered clips (every clip numbered ...0,
+    clean and in a synthetic room, streamed through the analyzer; mean onset F1 of the two):
+    threshold 0.5 -> 0.6: 0.844 -> 0.848. Gate 3 with a 45 ms refractory gave 0.854, but
+    gate 3 lets the network's echo of a strong synthetic strike through (+85 ms, in
+    ``tests/dsp/test_analyzer.py``); a 45 ms refractory alone gave 0.850: within the noise of
+    60 clips, not taken.
 
     Attributes
     ----------
@@ -34,9 +39,10 @@ class DecisionParams:
         Minimum time between two onsets, s.
     min_short_flux : float
         An onset also needs the short frame's bands to rise: the sum of their positive
-        changes (log10 units) in the firing hop or the one before must reach this (held-out
-        rendered clips, gate 0 -> 5: onset F1 0.982 -> 0.985 clean, 0.911 -> 0.918 in rooms;
-        real attacks rise by 10-100, a held tone's short bands wobble by up to ~3).
+        changes (log10 units) in the firing hop or the one before must reach this (real
+        attacks rise by 10-100, a held tone's short bands wobble by up to ~3; with the
+        current network, held-out F1 for gate 0 / 1.5 / 3 / 5 / 8: 0.849 / 0.850 / 0.851 /
+        0.848 / 0.792 at 30 ms refractory; at 3 the echo above comes back).
     onset_offset_s : float
         Reported onset time = end of the firing hop minus this, s.
     gate_wait_hops : int
