@@ -274,6 +274,8 @@ class StreamAnalyzer:
 
     def _onset_times(self, frames: I64, offset_s: float) -> tuple[F64, F64]:
         """Reported onset times and the end times of the hops that fired, s."""
+        if not frames.shape[0]:
+            return _F64_0, _F64_0
         c = self.config
         ends = np.asarray((frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s)
         return np.asarray(np.maximum(ends - offset_s, 0.0), np.float64), ends.astype(np.float64)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -149,11 +150,28 @@ class NetOnsetDecoder:
                 self._armed = -1
             self._prev_onset_p = v
             self._frame += 1
+        if not onsets:  # most blocks: one shared read-only empty result
+            return _NO_ONSETS
         return OnsetDecisions(
             onset_frames=np.asarray(onsets, dtype=np.int64),
             onset_strengths=np.asarray(strengths, dtype=np.float32),
             velocities=np.asarray(vels, dtype=np.float32),
         )
+
+
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+
+
+def _frozen(a: _A) -> _A:
+    a.flags.writeable = False
+    return a
+
+
+_NO_ONSETS = OnsetDecisions(
+    onset_frames=_frozen(np.zeros(0, dtype=np.int64)),
+    onset_strengths=_frozen(np.zeros(0, dtype=np.float32)),
+    velocities=_frozen(np.zeros(0, dtype=np.float32)),
+)
 
 
 def decide_onsets_many(
