@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .features import rms_db, spectral_centroid_hz
-from .fft import frames_rfft
+from .fft import hann_window, rfft_magnitudes
 from .netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions, decide_onsets_many
 from .notedecoder import (
     NoteOff,
@@ -170,7 +170,6 @@ class StreamAnalyzer:
         self._notes = OnsetNoteDecoder(
             n_bins=c.frame_samples // 2 + 1,
             hop_samples=c.hop_samples,
-            sample_rate_hz=c.analysis_rate_hz,
             hop_s=c.hop_s,
             time_shift_s=self.delay_s,
             params=c.notes,
@@ -340,7 +339,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             for a, (_, first), y in zip(analyzers, taken, ys, strict=True)
         ]
     frames = taken[0][0] if len(taken) == 1 else np.concatenate([f for f, _ in taken])
-    mag = _magnitudes(frames, _hann(c.frame_samples))
+    mag = rfft_magnitudes(frames, hann_window(c.frame_samples), max_frames=_MAX_FFT_FRAMES)
     centroid = spectral_centroid_hz(mag, _bin_hz(c.frame_samples, c.analysis_rate_hz))
     x, long_bands = net_inputs(frames, mag, spec)
     rms = rms_db(frames)
@@ -426,28 +425,6 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
 
 _F32_0 = np.zeros(0, dtype=np.float32)
 _F64_0 = np.zeros(0, dtype=np.float64)
-
-
-def _magnitudes(frames: F32, window: F32) -> F32:
-    """``|rfft(frames * window)|`` in FFTW calls of up to ``_MAX_FFT_FRAMES`` frames."""
-    n, size = int(frames.shape[0]), int(frames.shape[1])
-    fft = frames_rfft(frame_samples=size, max_frames=_MAX_FFT_FRAMES)
-    if n <= _MAX_FFT_FRAMES:
-        return fft.magnitudes(frames, window)
-    return np.concatenate(
-        [
-            fft.magnitudes(frames[i : i + _MAX_FFT_FRAMES], window).copy()
-            for i in range(0, n, _MAX_FFT_FRAMES)
-        ]
-    )
-
-
-@lru_cache(maxsize=8)
-def _hann(n: int) -> F32:
-    """Periodic Hann window, shared read-only between sessions."""
-    w = np.hanning(n + 1)[:-1].astype(np.float32)
-    w.flags.writeable = False
-    return w
 
 
 @lru_cache(maxsize=8)

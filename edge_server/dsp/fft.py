@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -92,3 +93,39 @@ def frames_rfft(*, frame_samples: int, max_frames: int) -> FramesRFFT:
         obj = FramesRFFT(frame_samples=frame_samples, max_frames=max_frames)
         cache[key] = obj
     return obj
+
+
+def rfft_magnitudes(frames: F32, window: F32, *, max_frames: int) -> F32:
+    """``|rfft(frames * window)|`` of any number of frames, in FFTW calls of up to
+    ``max_frames`` frames (the calling thread's :func:`frames_rfft`).
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n_frames, frame_samples), float32
+        Time-domain frames.
+    window : ndarray, shape (frame_samples,), float32
+        Analysis window.
+    max_frames : int
+        Frames per FFTW call, ``>= 1``.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, frame_samples // 2 + 1), float32
+        Linear magnitudes, ``>= 0``. Up to ``max_frames`` frames: a view into the reused
+        buffer (valid until the next call for this frame length); more: a new array.
+    """
+    n, size = int(frames.shape[0]), int(frames.shape[1])
+    fft = frames_rfft(frame_samples=size, max_frames=max_frames)
+    if n <= max_frames:
+        return fft.magnitudes(frames, window)
+    return np.concatenate(
+        [fft.magnitudes(frames[i : i + max_frames], window).copy() for i in range(0, n, max_frames)]
+    )
+
+
+@lru_cache(maxsize=8)
+def hann_window(n: int) -> F32:
+    """Periodic Hann window of ``n`` samples, float32, shared read-only."""
+    w = np.hanning(n + 1)[:-1].astype(np.float32)
+    w.flags.writeable = False
+    return w

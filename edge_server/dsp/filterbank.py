@@ -66,3 +66,24 @@ def _cached_filterbank(
         fb[mid, i] = 1.0
     fb.flags.writeable = False
     return fb
+
+
+def log_compress(x: F32, *, mul: float) -> F32:
+    """``log10(1 + mul * x)`` in place.
+
+    Parameters
+    ----------
+    x : ndarray, any shape, float32
+        Linear energies or magnitudes, ``>= 0`` (overwritten).
+    mul : float
+        Compression factor, ``> 0``.
+
+    Returns
+    -------
+    ndarray, same shape, float32
+        ``x`` itself, compressed, ``>= 0``.
+    """
+    np.multiply(x, mul, out=x)
+    np.log1p(x, out=x)
+    np.multiply(x, np.float32(1 / np.log(10)), out=x)
+    return x

@@ -67,13 +67,10 @@ class OnsetDecisions:
         Absolute hop indices that fired an onset.
     onset_strengths : ndarray, shape (n_onsets,), float32
         Onset probability at those hops, ``[0, 1]``.
-    velocities : ndarray, shape (n_onsets,), float32
-        The network's loudness estimate at those hops, ``[0, 1]`` (MIDI velocity / 127).
     """
 
     onset_frames: npt.NDArray[np.int64]
     onset_strengths: F32
-    velocities: F32
 
 
 class NetOnsetDecoder:
@@ -126,7 +123,6 @@ class NetOnsetDecoder:
         p = self.p
         onsets: list[int] = []
         strengths: list[float] = []
-        vels: list[float] = []
         for i, v in enumerate(out.onset.tolist()):
             t = self._frame
             r = rise[i]
@@ -145,7 +141,6 @@ class NetOnsetDecoder:
             ):
                 onsets.append(t)
                 strengths.append(v)
-                vels.append(float(out.velocity[i]))
                 self._last_onset = t
                 self._armed = -1
             self._prev_onset_p = v
@@ -155,7 +150,6 @@ class NetOnsetDecoder:
         return OnsetDecisions(
             onset_frames=np.asarray(onsets, dtype=np.int64),
             onset_strengths=np.asarray(strengths, dtype=np.float32),
-            velocities=np.asarray(vels, dtype=np.float32),
         )
 
 
@@ -170,7 +164,6 @@ def _frozen(a: _A) -> _A:
 _NO_ONSETS = OnsetDecisions(
     onset_frames=_frozen(np.zeros(0, dtype=np.int64)),
     onset_strengths=_frozen(np.zeros(0, dtype=np.float32)),
-    velocities=_frozen(np.zeros(0, dtype=np.float32)),
 )
 
 

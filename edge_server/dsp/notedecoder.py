@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from .filterbank import log_compress
 from .onsetnotes import (
     DECISION_HOPS,
     LOWEST_KEY_MIDI,
@@ -85,7 +86,6 @@ class NoteOff:
 
 
 _EMPTY = np.zeros((0, 0, 0), dtype=np.float32)
-_NO_LEVELS = np.zeros((0, N_KEYS), dtype=np.float32)
 
 
 class OnsetNoteDecoder:
@@ -97,8 +97,6 @@ class OnsetNoteDecoder:
         Magnitude bins per hop (``frame_samples // 2 + 1``).
     hop_samples : int
         Hop, samples at the analysis rate.
-    sample_rate_hz : int
-        Analysis rate, Hz.
     hop_s : float
         Hop duration, s.
     time_shift_s : float
@@ -112,14 +110,12 @@ class OnsetNoteDecoder:
         *,
         n_bins: int,
         hop_samples: int,
-        sample_rate_hz: int,
         hop_s: float,
         time_shift_s: float,
         params: NoteParams,
     ) -> None:
         self.p = params
         self._hop_samples = hop_samples
-        self.sample_rate_hz = sample_rate_hz
         self.hop_s = hop_s
         self.shift_s = time_shift_s
         self._rearm_n = max(1, round(params.rearm_s / hop_s))
@@ -197,21 +193,20 @@ class OnsetNoteDecoder:
         self,
         due: list[tuple[int, float, float]],
         prob: F32,
-        levels: F32 | None,
+        levels: F32,
         ons: list[NoteOn],
         offs: list[NoteOff],
     ) -> None:
         """Walk this block's hops in order: notes start at their decision hop, and from the
         next hop on their level is checked (``levels``: :func:`key_levels` of this block)."""
         first = self._frame
-        n = 0 if levels is None else int(levels.shape[0])
         by_hop: dict[int, list[int]] = {}
         for j, (hop, _, _) in enumerate(due):
             by_hop.setdefault(hop + DECISION_HOPS, []).append(j)
         rows: list[list[float]] | None = None  # the levels as Python floats, made once
-        for i in range(n):
+        for i in range(int(levels.shape[0])):
             t = first + i
-            if levels is not None and self._open:
+            if self._open:
                 if rows is None:
                     rows = levels.tolist()
                 self._levels(rows[i], t, offs)
@@ -270,11 +265,7 @@ def key_levels(mag: F32, *, sample_rate_hz: int) -> F32:
         fundamental, second and third harmonic (``>= 0``).
     """
     bins = _level_bins(int(mag.shape[1]), sample_rate_hz)
-    m = mag[:, bins].max(axis=2)
-    np.multiply(m, LOG_MUL, out=m)
-    np.log1p(m, out=m)
-    np.multiply(m, np.float32(1 / np.log(10)), out=m)
-    return np.asarray(m, dtype=np.float32)
+    return np.asarray(log_compress(mag[:, bins].max(axis=2), mul=LOG_MUL), dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -297,7 +288,7 @@ def decide_notes_many(
     net: OnsetNoteNet,
     gm: GridMap,
     gm_short: GridMap,
-    levels: Sequence[F32] | None = None,
+    levels: Sequence[F32],
 ) -> list[tuple[list[NoteOn], list[NoteOff]]]:
     """Fast-note events of the next hops of several streams, one classifier call for all.
 
@@ -316,9 +307,9 @@ def decide_notes_many(
         The classifier.
     gm, gm_short : GridMap
         Pitch-grid maps of the long and the short FFT length.
-    levels : sequence of ndarray, shape (n_i, 88), float32, optional
-        Each stream's :func:`key_levels` of ``mags``, when the caller has them from one call
-        over the whole batch (cheaper than one call per stream); computed here otherwise.
+    levels : sequence of ndarray, shape (n_i, 88), float32
+        Each stream's :func:`key_levels` of ``mags`` (one call over the whole batch is
+        cheaper than one per stream).
 
     Returns
     -------
@@ -346,23 +337,13 @@ def decide_notes_many(
         sm = short_magnitudes(tails.reshape(n * tails.shape[1], -1))
         g_short = pitch_spectrum(sm, gm_short).reshape(n, tails.shape[1], -1)
         prob = net.predict(np.concatenate((g_long, g_short), axis=1))
-    if levels is None:  # one key_levels call for every stream that needs levels
-        need = [i for i, d in enumerate(decoders) if (d._open or dues[i]) and mags[i].shape[0]]
-        computed = [_NO_LEVELS] * len(decoders)
-        if need:
-            rate = decoders[need[0]].sample_rate_hz
-            lv = key_levels(np.concatenate([mags[i] for i in need]), sample_rate_hz=rate)
-            cut = np.cumsum([mags[i].shape[0] for i in need])[:-1]
-            for i, part in zip(need, np.split(lv, cut), strict=True):
-                computed[i] = part
-        levels = computed
     out = []
     at = 0
-    for d, mag, due, n, lv_i in zip(decoders, mags, dues, n_due, levels, strict=True):
+    for d, mag, due, n, lv in zip(decoders, mags, dues, n_due, levels, strict=True):
         ons: list[NoteOn] = []
         offs: list[NoteOff] = []
-        use = lv_i if (d._open or due) and mag.shape[0] else None
-        d._apply(due, prob[at : at + n], use, ons, offs)
+        if due or d._open:
+            d._apply(due, prob[at : at + n], lv, ons, offs)
         at += n
         d._advance(mag)
         out.append((ons, offs))

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .fft import frames_rfft
-from .filterbank import log_filterbank
+from .fft import frames_rfft, hann_window
+from .filterbank import log_compress, log_filterbank
 
 F32 = npt.NDArray[np.float32]
 MODEL_PATH = Path(__file__).parent / "models" / "notenet.npz"
@@ -93,13 +93,6 @@ class InputSpec:
         return int(self.long_fb().shape[1] + self.short_fb().shape[1] + 1)
 
 
-@lru_cache(maxsize=4)
-def _short_window(n: int) -> F32:
-    w = np.hanning(n + 1)[:-1].astype(np.float32)
-    w.flags.writeable = False
-    return w
-
-
 def log_bands(mag: F32, fb: F32, log_mul: float) -> F32:
     """``log10(1 + log_mul * mag @ fb)``.
 
@@ -117,11 +110,7 @@ def log_bands(mag: F32, fb: F32, log_mul: float) -> F32:
     ndarray, shape (n_frames, n_bands), float32
         Compressed band energies, ``>= 0``.
     """
-    bands = mag @ fb
-    np.multiply(bands, log_mul, out=bands)
-    np.log1p(bands, out=bands)
-    np.multiply(bands, np.float32(1 / np.log(10)), out=bands)
-    return np.asarray(bands, dtype=np.float32)
+    return np.asarray(log_compress(mag @ fb, mul=log_mul), dtype=np.float32)
 
 
 def net_inputs(frames: F32, long_mag: F32, spec: InputSpec) -> tuple[F32, F32]:
@@ -147,7 +136,7 @@ def net_inputs(frames: F32, long_mag: F32, spec: InputSpec) -> tuple[F32, F32]:
     n = frames.shape[0]
     lb = log_bands(long_mag, spec.long_fb(), spec.log_mul)
     fft = frames_rfft(frame_samples=spec.short_samples, max_frames=_MAX_SHORT_FRAMES)
-    window = _short_window(spec.short_samples)
+    window = hann_window(spec.short_samples)
     parts = []
     for i in range(0, n, _MAX_SHORT_FRAMES):
         tail = frames[i : i + _MAX_SHORT_FRAMES, -spec.short_samples :]

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .fft import frames_rfft
+from .fft import hann_window, rfft_magnitudes
 from .pitchgrid import BINS_PER_SEMITONE, GRID_MIDI_LO, N_GRID, harmonic_shifts
 
 F32 = npt.NDArray[np.float32]
@@ -173,24 +173,11 @@ def short_magnitudes(tails: F32) -> F32:
     ndarray, shape (n, SHORT_SAMPLES // 2 + 1), float32
         Linear magnitudes, ``>= 0`` (a new array).
     """
-    n = int(tails.shape[0])
-    fft = frames_rfft(frame_samples=SHORT_SAMPLES, max_frames=_MAX_SHORT)
-    window = _short_window()
-    if n <= _MAX_SHORT:
-        return fft.magnitudes(tails, window).copy()
-    return np.concatenate(
-        [fft.magnitudes(tails[i : i + _MAX_SHORT], window).copy() for i in range(0, n, _MAX_SHORT)]
-    )
+    m = rfft_magnitudes(tails, hann_window(SHORT_SAMPLES), max_frames=_MAX_SHORT)
+    return m if m.flags.owndata else m.copy()
 
 
 _MAX_SHORT = 64
-
-
-@lru_cache(maxsize=1)
-def _short_window() -> F32:
-    w = np.hanning(SHORT_SAMPLES + 1)[:-1].astype(np.float32)
-    w.flags.writeable = False
-    return w
 
 
 @lru_cache(maxsize=2)

@@ -19,6 +19,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from .filterbank import log_compress
+
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -102,10 +104,7 @@ def pitch_spectrum(mag: F32, gm: GridMap) -> F32:
     """
     g = mag[:, gm.index] * gm.weight
     out = np.add.reduceat(g, gm.starts, axis=1)
-    np.multiply(out, LOG_MUL, out=out)
-    np.log1p(out, out=out)
-    np.multiply(out, np.float32(1 / np.log(10)), out=out)
-    return np.asarray(out, dtype=np.float32)
+    return np.asarray(log_compress(out, mul=LOG_MUL), dtype=np.float32)
 
 
 def key_bin(midi_pitch: int) -> int:

@@ -25,7 +25,10 @@ GMS = grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=22_050)
 
 def _decide(decs, mags, onsets, net):  # type: ignore[no-untyped-def]
     frames = [np.zeros((m.shape[0], 1024), np.float32) for m in mags]
-    return decide_notes_many(decs, mags, frames, onsets, net=net, gm=GM, gm_short=GMS)
+    levels = [key_levels(m, sample_rate_hz=22_050) for m in mags]
+    return decide_notes_many(
+        decs, mags, frames, onsets, net=net, gm=GM, gm_short=GMS, levels=levels
+    )
 
 
 class _Net:
@@ -69,7 +72,6 @@ def _dec(**kw: float) -> OnsetNoteDecoder:
     return OnsetNoteDecoder(
         n_bins=N_BINS,
         hop_samples=128,
-        sample_rate_hz=22_050,
         hop_s=HOP_S,
         time_shift_s=0.0,
         params=NoteParams(**kw),  # type: ignore[arg-type]
@@ -133,17 +135,18 @@ def test_many_streams_share_one_classifier_call() -> None:
     assert [[n.midi_pitch for n in ons] for ons, _ in out] == [[61], [62], [63]]
 
 
-def test_levels_from_the_caller_give_the_same_events_as_levels_computed_here() -> None:
-    """The analyzer hands in key levels computed once over the whole batch."""
+def test_levels_of_the_whole_batch_give_the_same_events_as_per_stream_levels() -> None:
+    """The analyzer hands in key levels computed once over the whole batch, then sliced."""
     mags = [
         np.concatenate([_tone_mag(20, 40 + i, 30.0), _tone_mag(20, 40 + i, 0.0)]) for i in range(3)
     ]
     frames = [np.zeros((40, 1024), np.float32) for _ in mags]
     h = np.asarray([2], np.int64)
     onsets = [(h, (h + 1) * HOP_S, np.full(1, 0.5, np.float32))] * 3
-    levels = np.split(key_levels(np.concatenate(mags), sample_rate_hz=22_050), [40, 80])
+    batch = np.split(key_levels(np.concatenate(mags), sample_rate_hz=22_050), [40, 80])
+    per_stream = [key_levels(m, sample_rate_hz=22_050) for m in mags]
     runs = []
-    for given in (None, levels):
+    for given in (per_stream, batch):
         net = _Net([[40], [41], [42]])
         runs.append(
             decide_notes_many(
