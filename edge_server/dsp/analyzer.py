@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import Literal
 
 import numpy as np
@@ -26,6 +27,7 @@ from .notenet import process_many as net_many
 from .onset import OnsetDetector, OnsetParams, superflux_many
 from .onsetnotes import SHORT_SAMPLES, load_onset_note_net
 from .pitchgrid import grid_map
+from .readonly import EMPTY_F32, EMPTY_F64, EMPTY_I64
 from .resample import StreamingResampler, process_many
 from .ringbuffer import FrameRing
 
@@ -274,7 +276,7 @@ class StreamAnalyzer:
     def _onset_times(self, frames: I64, offset_s: float) -> tuple[F64, F64]:
         """Reported onset times and the end times of the hops that fired, s."""
         if not frames.shape[0]:
-            return _F64_0, _F64_0
+            return EMPTY_F64, EMPTY_F64
         c = self.config
         ends = np.asarray((frames + 1) * (c.hop_samples / c.analysis_rate_hz) - self.delay_s)
         return np.asarray(np.maximum(ends - offset_s, 0.0), np.float64), ends.astype(np.float64)
@@ -343,7 +345,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     centroid = spectral_centroid_hz(mag, _bin_hz(c.frame_samples, c.analysis_rate_hz))
     x, long_bands = net_inputs(frames, mag, spec)
     rms = rms_db(frames)
-    offs = np.cumsum([0, *counts[:-1]])
+    offs = list(accumulate(counts[:-1], initial=0))  # each stream's first row
     odf = np.zeros(total, dtype=np.float32)
     decs: list[OnsetDecisions | None] = [None] * len(analyzers)
     vel = np.zeros(total, dtype=np.float32)
@@ -353,7 +355,9 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             groups.setdefault(n, []).append(i)
     n_long = long_bands.shape[1]
     for n, members in groups.items():
-        rows = offs[members][:, None] + np.arange(n)[None, :]  # (streams, n) row indices
+        rows = (
+            np.asarray([offs[i] for i in members])[:, None] + np.arange(n)[None, :]
+        )  # (streams, n) row indices
         g_odf = superflux_many([analyzers[i]._onset for i in members], long_bands[rows])
         odf[rows] = g_odf
         x[rows, -1] = g_odf
@@ -369,9 +373,9 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     for i, a in enumerate(analyzers):
         dec = decs[i]
         if dec is None:
-            picked.append((np.zeros(0, np.int64), _F32_0, _F64_0, _F64_0))
+            picked.append((EMPTY_I64, EMPTY_F32, EMPTY_F64, EMPTY_F64))
             continue
-        sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+        sl = slice(offs[i], offs[i] + counts[i])
         hops, strengths, offset_s = a._onsets(odf[sl], dec)
         times, ends = a._onset_times(hops, offset_s)
         picked.append((hops, strengths, times, ends))
@@ -379,9 +383,8 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     with_notes = [i for i, a in enumerate(analyzers) if a.notes and counts[i]]
     if with_notes:
         mags, tds, onsets = [], [], []
-        lv_all = key_levels(mag, sample_rate_hz=c.analysis_rate_hz)  # one call per batch
         for i in with_notes:
-            sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+            sl = slice(offs[i], offs[i] + counts[i])
             hops = picked[i][0]
             first = taken[i][1]
             mags.append(mag[sl])
@@ -395,7 +398,10 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             net=load_onset_note_net(),
             gm=grid_map(n_fft=c.frame_samples, sample_rate_hz=c.analysis_rate_hz),
             gm_short=grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=c.analysis_rate_hz),
-            levels=[lv_all[int(offs[i]) : int(offs[i]) + counts[i]] for i in with_notes],
+            levels=key_levels(  # one call per batch
+                mag if len(mags) == len(analyzers) else np.concatenate(mags),
+                sample_rate_hz=c.analysis_rate_hz,
+            ),
         )
         for i, ev in zip(with_notes, done, strict=True):
             notes[i] = ev
@@ -404,7 +410,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
         if decs[i] is None:
             blocks.append(_empty(a._frame_centre_s(first), y))
             continue
-        sl = slice(int(offs[i]), int(offs[i]) + counts[i])
+        sl = slice(offs[i], offs[i] + counts[i])
         _, strengths, times, ends = picked[i]
         blocks.append(
             AnalysisBlock(
@@ -421,10 +427,6 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             )
         )
     return blocks
-
-
-_F32_0 = np.zeros(0, dtype=np.float32)
-_F64_0 = np.zeros(0, dtype=np.float64)
 
 
 @lru_cache(maxsize=8)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from .notenet import NetOutput
+from .readonly import EMPTY_F32, EMPTY_I64
 
 F32 = npt.NDArray[np.float32]
 
@@ -153,17 +153,9 @@ class NetOnsetDecoder:
         )
 
 
-_A = TypeVar("_A", bound=npt.NDArray[Any])
-
-
-def _frozen(a: _A) -> _A:
-    a.flags.writeable = False
-    return a
-
-
 _NO_ONSETS = OnsetDecisions(
-    onset_frames=_frozen(np.zeros(0, dtype=np.int64)),
-    onset_strengths=_frozen(np.zeros(0, dtype=np.float32)),
+    onset_frames=EMPTY_I64,
+    onset_strengths=EMPTY_F32,
 )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .readonly import EMPTY_F32, EMPTY_I64
+
 F32 = npt.NDArray[np.float32]
 
 
@@ -174,7 +176,7 @@ class OnsetDetector:
         if not pick:
             # keep the ring current so that switching methods is not needed mid-stream
             self._frame += int(odf.shape[0])
-            return OnsetBatch(odf, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+            return OnsetBatch(odf, EMPTY_I64, EMPTY_F32)
         onsets: list[int] = []
         strengths: list[float] = []
         ring = self._odf_ring

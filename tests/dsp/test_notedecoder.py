@@ -25,7 +25,7 @@ GMS = grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=22_050)
 
 def _decide(decs, mags, onsets, net):  # type: ignore[no-untyped-def]
     frames = [np.zeros((m.shape[0], 1024), np.float32) for m in mags]
-    levels = [key_levels(m, sample_rate_hz=22_050) for m in mags]
+    levels = key_levels(np.concatenate(mags), sample_rate_hz=22_050)
     return decide_notes_many(
         decs, mags, frames, onsets, net=net, gm=GM, gm_short=GMS, levels=levels
     )
@@ -135,24 +135,27 @@ def test_many_streams_share_one_classifier_call() -> None:
     assert [[n.midi_pitch for n in ons] for ons, _ in out] == [[61], [62], [63]]
 
 
-def test_levels_of_the_whole_batch_give_the_same_events_as_per_stream_levels() -> None:
-    """The analyzer hands in key levels computed once over the whole batch, then sliced."""
+def test_streams_decided_together_end_their_notes_as_when_decided_alone() -> None:
+    """The level checks of all streams run as one pass; streams with and without onsets
+    due, and with different hop counts, must not change each other's events."""
     mags = [
-        np.concatenate([_tone_mag(20, 40 + i, 30.0), _tone_mag(20, 40 + i, 0.0)]) for i in range(3)
+        np.concatenate([_tone_mag(8 + 4 * i, 40 + i, 30.0), _tone_mag(20, 40 + i, 0.0)])
+        for i in range(3)
     ]
-    frames = [np.zeros((40, 1024), np.float32) for _ in mags]
-    h = np.asarray([2], np.int64)
-    onsets = [(h, (h + 1) * HOP_S, np.full(1, 0.5, np.float32))] * 3
-    batch = np.split(key_levels(np.concatenate(mags), sample_rate_hz=22_050), [40, 80])
-    per_stream = [key_levels(m, sample_rate_hz=22_050) for m in mags]
-    runs = []
-    for given in (per_stream, batch):
-        net = _Net([[40], [41], [42]])
-        runs.append(
-            decide_notes_many(
-                [_dec() for _ in mags], mags, frames, onsets, net=net, gm=GM, gm_short=GMS,
-                levels=given,
-            )
+    frames = [np.zeros((m.shape[0], 1024), np.float32) for m in mags]
+    hops = [np.asarray(h, np.int64) for h in ([2], [2, 9], [])]
+    onsets = [(h, (h + 1) * HOP_S, np.full(h.shape, 0.5, np.float32)) for h in hops]
+    strikes = [[[40]], [[41], [45]], []]
+
+    def decide(streams: list[int]):  # type: ignore[no-untyped-def]
+        net = _Net([k for i in streams for k in strikes[i]])
+        return decide_notes_many(
+            [_dec() for _ in streams], [mags[i] for i in streams], [frames[i] for i in streams],
+            [onsets[i] for i in streams], net=net, gm=GM, gm_short=GMS,
+            levels=key_levels(np.concatenate([mags[i] for i in streams]), sample_rate_hz=22_050),
         )  # fmt: skip
-    assert runs[0] == runs[1]
-    assert [len(offs) for _, offs in runs[0]] == [1, 1, 1]
+
+    together = decide([0, 1, 2])
+    alone = [decide([i])[0] for i in range(3)]
+    assert together == alone
+    assert [len(offs) for _, offs in together] == [1, 2, 0]
