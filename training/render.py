@@ -1,6 +1,6 @@
 """Render random piano material for training the onset network and the key classifier.
 
-    python -m training.render --out DIR/clips --minutes 240 [--seed 3]
+    python -m training.render --out DIR/clips --minutes 240 [--seed 3] [--held-out]
 
 Never touches the evaluation corpus. Each clip is 30 s of one of seven generic textures
 (block chords, melody over accompaniment, fast runs, random polyphony, repeated notes and
@@ -249,6 +249,12 @@ def main() -> None:
     ap.add_argument(
         "--textures", default="", help="comma-separated texture names (default: all, in turn)"
     )
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only the clips numbered ...0 (held out of training; what training.tune_notes "
+        "streams)",
+    )
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     n = int(a.minutes * 60 / CLIP_S)
@@ -261,6 +267,9 @@ def main() -> None:
         for s in range(a.seed * 100_000, a.seed * 100_000 + 100 * n)
         if names[s % len(TEXTURES)] in want
     ][:n]
+    if a.held_out:
+        seeds = [s for s in seeds if s % 10 == 0]
+        n = len(seeds)
     with ProcessPoolExecutor(a.jobs) as ex:
         list(ex.map(render_one, seeds, [a.out] * n))
     print(f"rendered {n} clips of {CLIP_S:.0f} s to {a.out}")

@@ -10,7 +10,8 @@ onsets detected close together would otherwise both claim one strike).
 
 A sounding note ends (``NoteOff``) when its key is struck again, or when the level of its
 first three harmonics (:func:`key_levels`) has stayed ``off_drop`` below the note's peak, or
-under ``off_floor``, for ``off_hops`` hops.
+under ``off_floor``, for ``off_hops`` hops (:mod:`.noteends`: the sounding notes of all
+streams in a batch are checked together, in a fixed number of array operations).
 """
 
 from __future__ import annotations

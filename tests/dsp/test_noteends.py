@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from edge_server.dsp import noteends
 from edge_server.dsp.noteends import level_ends
 
 RULE = {"off_drop": 1.0, "off_floor": 0.25, "off_hops": 3}
@@ -62,7 +64,12 @@ def test_hops_past_a_notes_own_count_are_not_checked() -> None:
     assert (ended.tolist(), peak.tolist(), count.tolist()) == ([-1], [2.0], [0.0])
 
 
-def test_random_notes_match_the_hop_by_hop_rule() -> None:
+@pytest.mark.parametrize("loop_max", [0, 10**9], ids=["arrays", "loop"])
+def test_random_notes_match_the_hop_by_hop_rule(
+    loop_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both implementations (arrays for many notes, a loop for a few) against the rule."""
+    monkeypatch.setattr(noteends, "LOOP_MAX_NOTE_HOPS", loop_max)
     rng = np.random.default_rng(7)
     for _ in range(50):
         n_notes = int(rng.integers(1, 30))
