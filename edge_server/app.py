@@ -76,7 +76,7 @@ class EdgeNode:
         self.refined_pool: RefinedPool | None = None
         if config.refined_workers > 0:
             self.refined_pool = RefinedPool(workers=config.refined_workers)
-        self.batcher = ChunkBatcher(config.batcher)
+        self.batcher = ChunkBatcher(config.batcher, metrics=self.metrics)
         self.manager = SessionManager(
             load=self.batcher,
             refined_pool=self.refined_pool,

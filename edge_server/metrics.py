@@ -51,6 +51,18 @@ class PrometheusMetrics:
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
+        self.batch_chunks = Histogram(
+            "edge_batch_chunks",
+            "Chunks per analysis batch (sessions analysed together in one call)",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+            registry=r,
+        )
+        self.batch_run = Histogram(
+            "edge_batch_run_seconds",
+            "Time from a batch's hand-over to the analysis worker to its outcomes",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self._decode = self.stage_latency.labels("decode")
         self._analyze = self.stage_latency.labels("analyze")
         self._total = self.stage_latency.labels("total")
@@ -87,3 +99,7 @@ class PrometheusMetrics:
 
     def chunk_rejected(self, reason: str) -> None:
         self.chunks_rejected.labels(reason).inc()
+
+    def batch_done(self, *, chunks: int, run_s: float) -> None:
+        self.batch_chunks.observe(chunks)
+        self.batch_run.observe(run_s)

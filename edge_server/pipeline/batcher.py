@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from ..dsp.analyzer import analyze_many
 from .events import ChunkOutcome
+from .ports import BatchMetrics, NullMetrics
 from .session import PendingChunk, Session
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,11 @@ class BatchStats:
 class ChunkBatcher:
     """Runs sessions' chunks in batches on one worker thread. Event-loop confined API."""
 
-    def __init__(self, settings: BatcherSettings | None = None) -> None:
+    def __init__(
+        self, settings: BatcherSettings | None = None, *, metrics: BatchMetrics | None = None
+    ) -> None:
         self.settings = settings or BatcherSettings()
+        self._metrics: BatchMetrics = metrics or NullMetrics()
         self._pending: deque[_Item] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
         self._timer: asyncio.TimerHandle | None = None
@@ -104,6 +108,7 @@ class ChunkBatcher:
         self._pruned = self._last_arrival
         #: chunks in the batch the worker is running (0: idle)
         self._in_worker = 0
+        self._t_cut = self._last_arrival  # when the running batch was handed to the worker
         self.stats = BatchStats()
 
     def overloaded(self) -> bool:
@@ -175,6 +180,7 @@ class ChunkBatcher:
         n = min(len(self._pending), self.settings.max_batch)
         items = [self._pending.popleft() for _ in range(n)]
         self._in_worker = n
+        self._t_cut = time.monotonic()
         loop = asyncio.get_running_loop()
         work = self._pool.submit(_process, items)
         work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f))
@@ -192,6 +198,7 @@ class ChunkBatcher:
         st.chunks += len(items)
         a = 0.02 if st.batches > 1 else 1.0
         st.mean_batch += a * (len(items) - st.mean_batch)
+        self._metrics.batch_done(chunks=len(items), run_s=now - self._t_cut)
         # from 0, not from the first batch (a cold start is slow)
         st.wait_s += 0.05 * (max(now - it.t_in for it in items) - st.wait_s)
         for it, out in zip(items, outcomes, strict=True):

@@ -18,8 +18,15 @@ class SessionMetrics(Protocol):
     def chunk_rejected(self, reason: str) -> None: ...
 
 
+class BatchMetrics(Protocol):
+    def batch_done(self, *, chunks: int, run_s: float) -> None: ...
+
+
 class NullMetrics:
     """Metrics sink that records nothing (in-process evaluation, tests)."""
+
+    def batch_done(self, *, chunks: int, run_s: float) -> None:
+        pass
 
     def session_opened(self, active: int) -> None:
         pass

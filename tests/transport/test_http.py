@@ -20,6 +20,9 @@ async def test_health_and_metrics(node: EdgeNode) -> None:
     assert chunks and float(chunks[0].split()[1]) > 0
     assert 'edge_stage_latency_seconds_bucket{le="0.005",stage="total"}' in text
     assert 'edge_sessions_closed_total{reason="completed"} 1.0' in text
+    # every chunk ran in some analysis batch: the batch sizes add up to the chunks analysed
+    sizes = [ln for ln in text.splitlines() if ln.startswith("edge_batch_chunks_sum")]
+    assert sizes and float(sizes[0].split()[1]) == float(chunks[0].split()[1])
 
 
 async def test_health_is_503_while_draining(node: EdgeNode) -> None:
