@@ -383,6 +383,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
     with_notes = [i for i, a in enumerate(analyzers) if a.notes and counts[i]]
     if with_notes:
         mags, tds, onsets = [], [], []
+        lv_all = key_levels(mag, sample_rate_hz=c.analysis_rate_hz)  # one call per batch
         for i in with_notes:
             sl = slice(offs[i], offs[i] + counts[i])
             hops = picked[i][0]
@@ -398,10 +399,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             net=load_onset_note_net(),
             gm=grid_map(n_fft=c.frame_samples, sample_rate_hz=c.analysis_rate_hz),
             gm_short=grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=c.analysis_rate_hz),
-            levels=key_levels(  # one call per batch
-                mag if len(mags) == len(analyzers) else np.concatenate(mags),
-                sample_rate_hz=c.analysis_rate_hz,
-            ),
+            levels=[lv_all[offs[i] : offs[i] + counts[i]] for i in with_notes],
         )
         for i, ev in zip(with_notes, done, strict=True):
             notes[i] = ev

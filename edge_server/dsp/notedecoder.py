@@ -10,8 +10,7 @@ onsets detected close together would otherwise both claim one strike).
 
 A sounding note ends (``NoteOff``) when its key is struck again, or when the level of its
 first three harmonics (:func:`key_levels`) has stayed ``off_drop`` below the note's peak, or
-under ``off_floor``, for ``off_hops`` hops (:mod:`.noteends`: the sounding notes of all
-streams in a batch are checked together, in a fixed number of array operations).
+under ``off_floor``, for ``off_hops`` hops.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .filterbank import log_compress
-from .noteends import level_ends
 from .onsetnotes import (
     DECISION_HOPS,
     LOWEST_KEY_MIDI,
@@ -36,7 +34,6 @@ from .onsetnotes import (
     short_magnitudes,
 )
 from .pitchgrid import LOG_MUL, GridMap, pitch_spectrum
-from .readonly import EMPTY_I64, frozen
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -89,7 +86,6 @@ class NoteOff:
 
 
 _EMPTY = np.zeros((0, 0, 0), dtype=np.float32)
-_NO_NOTES = frozen(np.zeros((0, 4), dtype=np.float64))
 
 
 class OnsetNoteDecoder:
@@ -128,35 +124,34 @@ class OnsetNoteDecoder:
         # onsets waiting for their decision hop: (hop, onset_s, velocity)
         self._pending: list[tuple[int, float, float]] = []
         self._last_struck: I64 = np.full(N_KEYS, -(10**9), dtype=np.int64)
-        # sounding notes, by ascending key: keys (m,) and rows [note id, onset_s, peak level,
-        # hops ending] (m, 4); replaced, never written in place (they may be views of a batch)
-        self._open_keys: I64 = EMPTY_I64
-        self._open: F64 = _NO_NOTES
+        # sounding key -> [note id, onset_s, peak level, hops ending]
+        self._open: dict[int, list[float]] = {}
         self._next_id = 1
 
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
         """The whole state as arrays (``ring`` float32 spectra, the rest int64/float64)."""
+        keys = sorted(self._open)
         return {
             "ring": self._ring.copy(),
             "counts": np.array([self._frame, self._next_id], dtype=np.int64),
             "pending": np.array(self._pending, dtype=np.float64).reshape(-1, 3),
             "last_struck": self._last_struck.copy(),
-            "open_keys": self._open_keys.copy(),
-            "open": self._open.copy(),
+            "open_keys": np.array(keys, dtype=np.int64),
+            "open": np.array([self._open[k] for k in keys], dtype=np.float64).reshape(-1, 4),
         }
 
     def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
         ring = np.asarray(state["ring"], dtype=np.float32)
-        keys = np.asarray(state["open_keys"], dtype=np.int64).reshape(-1)
-        notes = np.asarray(state["open"], dtype=np.float64).reshape(-1, 4)
-        if ring.shape != self._ring.shape or keys.shape[0] != notes.shape[0]:
+        if ring.shape != self._ring.shape:
             raise ValueError("note decoder state does not match this geometry")
-        order = np.argsort(keys, kind="stable")
         self._ring = ring.copy()
         self._frame, self._next_id = (int(v) for v in state["counts"])
         self._pending = [(int(h), float(t), float(v)) for h, t, v in state["pending"]]
         self._last_struck = np.asarray(state["last_struck"], dtype=np.int64).copy()
-        self._open_keys, self._open = keys[order], notes[order]
+        self._open = {
+            int(k): [float(x) for x in row]
+            for k, row in zip(state["open_keys"], state["open"], strict=True)
+        }
 
     def _end_s(self, frame: int) -> float:
         return (frame + 1) * self.hop_s - self.shift_s
@@ -196,84 +191,63 @@ class OnsetNoteDecoder:
             self._ring = np.concatenate((self._ring[n:], mag), axis=0)
         self._frame += n
 
+    def _apply(
+        self,
+        due: list[tuple[int, float, float]],
+        prob: F32,
+        levels: F32,
+        ons: list[NoteOn],
+        offs: list[NoteOff],
+    ) -> None:
+        """Walk this block's hops in order: notes start at their decision hop, and from the
+        next hop on their level is checked (``levels``: :func:`key_levels` of this block)."""
+        first = self._frame
+        by_hop: dict[int, list[int]] = {}
+        for j, (hop, _, _) in enumerate(due):
+            by_hop.setdefault(hop + DECISION_HOPS, []).append(j)
+        rows: list[list[float]] | None = None  # the levels as Python floats, made once
+        for i in range(int(levels.shape[0])):
+            t = first + i
+            if self._open:
+                if rows is None:
+                    rows = levels.tolist()
+                self._levels(rows[i], t, offs)
+            for j in by_hop.get(t, ()):
+                self._strike(due[j], prob[j], ons, offs)
+
     def _strike(
         self, onset: tuple[int, float, float], q: F32, ons: list[NoteOn], offs: list[NoteOff]
     ) -> None:
-        """Report the keys the classifier gave ``q`` for this onset (at its decision hop)."""
         hop, onset_s, vel = onset
+        decided = hop + DECISION_HOPS
         hit = (q >= self.p.key_threshold) & (hop - self._last_struck >= self._rearm_n)
-        keys = np.flatnonzero(hit).tolist()
-        if not keys:
-            return
-        self._last_struck[keys] = hop
-        struck = set(keys)
-        kept = []  # (key, row) of the notes still sounding, then the new ones; by key below
-        end_s = self._end_s(hop)
-        for k, row in zip(self._open_keys.tolist(), self._open.tolist(), strict=True):
-            if k in struck:  # struck again: the previous note ends at this onset
-                offs.append(NoteOff(int(row[0]), k + LOWEST_KEY_MIDI, row[1], end_s))
-            else:
-                kept.append((k, row))
-        detected_s = self._end_s(hop + DECISION_HOPS)
-        for k in keys:
+        for k in np.flatnonzero(hit).tolist():
+            if k in self._open:  # struck again: the previous note ends at this onset
+                self._end(k, hop, offs)
             nid = self._next_id
             self._next_id += 1
-            ons.append(NoteOn(nid, k + LOWEST_KEY_MIDI, onset_s, detected_s, vel, float(q[k])))
-            kept.append((k, [float(nid), onset_s, -1.0, 0.0]))
-        kept.sort(key=lambda kr: kr[0])
-        self._open_keys = np.array([k for k, _ in kept], dtype=np.int64)
-        self._open = np.array([r for _, r in kept], dtype=np.float64).reshape(-1, 4)
-
-
-def _level_pass(
-    jobs: Sequence[tuple[OnsetNoteDecoder, int, int, int, list[NoteOff]]],
-    levels: F32,
-    p: NoteParams,
-) -> None:
-    """Level checks (:func:`.noteends.level_ends`) of consecutive hops for every sounding note
-    of several streams at once.
-
-    ``jobs``: (decoder, its first row in ``levels``, number of hops, absolute index of the
-    first hop, the list its note-offs go to).
-    """
-    jobs = [j for j in jobs if j[2] > 0 and j[0]._open_keys.shape[0]]
-    if not jobs:
-        return
-    keys = np.concatenate([j[0]._open_keys for j in jobs])
-    notes = np.concatenate([j[0]._open for j in jobs])  # a new array: written below
-    m = [int(j[0]._open_keys.shape[0]) for j in jobs]
-    ended_at, notes[:, 2], notes[:, 3] = level_ends(
-        levels,
-        rows=np.repeat(np.asarray([j[1] for j in jobs]), m),
-        n_hops=np.repeat(np.asarray([j[2] for j in jobs]), m),
-        keys=keys,
-        peak=notes[:, 2],
-        count=notes[:, 3],
-        off_drop=p.off_drop,
-        off_floor=p.off_floor,
-        off_hops=p.off_hops,
-    )
-    alive = ended_at < 0
-    starts = np.cumsum([0, *m[:-1]])
-    n_gone = np.add.reduceat(~alive, starts).tolist()
-    for (d, _, _, t0, offs), a, k, g in zip(jobs, starts.tolist(), m, n_gone, strict=True):
-        # views of this batch's small arrays (40 bytes per note) until the next change
-        if not g:
-            d._open_keys, d._open = keys[a : a + k], notes[a : a + k]
-            continue
-        live = alive[a : a + k]
-        gone = a + np.flatnonzero(~live)
-        gone = gone[np.argsort(ended_at[gone], kind="stable")]  # hop order, then key order
-        for j in gone.tolist():
-            offs.append(
-                NoteOff(
-                    int(notes[j, 0]),
-                    int(keys[j]) + LOWEST_KEY_MIDI,
-                    float(notes[j, 1]),
-                    d._end_s(t0 + int(ended_at[j])),
-                )
+            ons.append(
+                NoteOn(nid, k + LOWEST_KEY_MIDI, onset_s, self._end_s(decided), vel, float(q[k]))
             )
-        d._open_keys, d._open = keys[a : a + k][live], notes[a : a + k][live]
+            self._last_struck[k] = hop
+            self._open[k] = [float(nid), onset_s, -1.0, 0.0]
+
+    def _end(self, k: int, frame: int, offs: list[NoteOff]) -> None:
+        nid, onset_s, _, _ = self._open.pop(k)
+        offs.append(NoteOff(int(nid), k + LOWEST_KEY_MIDI, onset_s, self._end_s(frame)))
+
+    def _levels(self, level: list[float], t: int, offs: list[NoteOff]) -> None:
+        """One hop of level checks for the sounding notes (``level``: per key, this hop)."""
+        drop, floor, need = self.p.off_drop, self.p.off_floor, self.p.off_hops
+        for k in sorted(self._open):  # key order: the same after a restore
+            note = self._open[k]
+            v = level[k]
+            if v > note[2]:
+                note[2] = v
+            ending = v < note[2] - drop or v < floor
+            note[3] = note[3] + 1 if ending else 0.0
+            if note[3] >= need:
+                self._end(k, t, offs)
 
 
 def key_levels(mag: F32, *, sample_rate_hz: int) -> F32:
@@ -316,14 +290,9 @@ def decide_notes_many(
     net: OnsetNoteNet,
     gm: GridMap,
     gm_short: GridMap,
-    levels: F32,
+    levels: Sequence[F32],
 ) -> list[tuple[list[NoteOn], list[NoteOff]]]:
     """Fast-note events of the next hops of several streams, one classifier call for all.
-
-    Within each stream the hops are walked in order: the sounding notes' levels are checked
-    at every hop, and at an onset's decision hop, after that hop's check, its keys strike.
-    The level checks of all streams run together (:func:`_level_pass`), split at the
-    decision hops of the streams that have any.
 
     Parameters
     ----------
@@ -340,9 +309,9 @@ def decide_notes_many(
         The classifier.
     gm, gm_short : GridMap
         Pitch-grid maps of the long and the short FFT length.
-    levels : ndarray, shape (sum n_i, 88), float32
-        :func:`key_levels` of all streams' ``mags`` stacked in stream order (one call over
-        the whole batch).
+    levels : sequence of ndarray, shape (n_i, 88), float32
+        Each stream's :func:`key_levels` of ``mags`` (one call over the whole batch is
+        cheaper than one per stream).
 
     Returns
     -------
@@ -361,7 +330,7 @@ def decide_notes_many(
         if due:
             longs.append(lm)
             shorts.append(tails)
-    flat_due = [x for due in dues for x in due]
+    n_due = [len(x) for x in dues]
     prob = np.zeros((0, N_KEYS), dtype=np.float32)
     if longs:
         lm = np.concatenate(longs, axis=0)
@@ -371,39 +340,14 @@ def decide_notes_many(
         sm = short_magnitudes(tails.reshape(n * tails.shape[1], -1))
         g_short = pitch_spectrum(sm, gm_short).reshape(n, tails.shape[1], -1)
         prob = net.predict(np.concatenate((g_long, g_short), axis=1))
-    p = decoders[0].p
-    ons_all: list[list[NoteOn]] = [[] for _ in decoders]
-    offs_all: list[list[NoteOff]] = [[] for _ in decoders]
-    # per stream with onsets due: its decision hops (block-relative), each with its onsets
-    cuts: dict[int, list[tuple[int, list[int]]]] = {}
-    jobs = []
-    rows = []  # each stream's first row in ``levels``
-    row = at = 0
-    for s, (d, mag, due) in enumerate(zip(decoders, mags, dues, strict=True)):
-        n = int(mag.shape[0])
-        rows.append(row)
-        if due:
-            by_hop: dict[int, list[int]] = {}
-            for j, (hop, _, _) in enumerate(due):
-                by_hop.setdefault(hop + DECISION_HOPS - d._frame, []).append(at + j)
-            cuts[s] = sorted(by_hop.items())
-            n = cuts[s][0][0] + 1
-        jobs.append((d, row, n, d._frame, offs_all[s]))
-        row += int(mag.shape[0])
-        at += len(due)
-    _level_pass(jobs, levels, p)
-    r = 0
-    while cuts:  # strike at the r-th decision hop, then check levels up to the next one
-        jobs = []
-        for s, c in cuts.items():
-            d, (hop, which) = decoders[s], c[r]
-            for j in which:
-                d._strike(flat_due[j], prob[j], ons_all[s], offs_all[s])
-            end = c[r + 1][0] + 1 if r + 1 < len(c) else int(mags[s].shape[0])
-            jobs.append((d, rows[s] + hop + 1, end - hop - 1, d._frame + hop + 1, offs_all[s]))
-        _level_pass(jobs, levels, p)
-        r += 1
-        cuts = {s: c for s, c in cuts.items() if r < len(c)}
-    for d, mag in zip(decoders, mags, strict=True):
+    out = []
+    at = 0
+    for d, mag, due, n, lv in zip(decoders, mags, dues, n_due, levels, strict=True):
+        ons: list[NoteOn] = []
+        offs: list[NoteOff] = []
+        if due or d._open:
+            d._apply(due, prob[at : at + n], lv, ons, offs)
+        at += n
         d._advance(mag)
-    return list(zip(ons_all, offs_all, strict=True))
+        out.append((ons, offs))
+    return out

@@ -25,7 +25,7 @@ GMS = grid_map(n_fft=SHORT_SAMPLES, sample_rate_hz=22_050)
 
 def _decide(decs, mags, onsets, net):  # type: ignore[no-untyped-def]
     frames = [np.zeros((m.shape[0], 1024), np.float32) for m in mags]
-    levels = key_levels(np.concatenate(mags), sample_rate_hz=22_050)
+    levels = [key_levels(m, sample_rate_hz=22_050) for m in mags]
     return decide_notes_many(
         decs, mags, frames, onsets, net=net, gm=GM, gm_short=GMS, levels=levels
     )
@@ -136,8 +136,9 @@ def test_many_streams_share_one_classifier_call() -> None:
 
 
 def test_streams_decided_together_end_their_notes_as_when_decided_alone() -> None:
-    """The level checks of all streams run as one pass; streams with and without onsets
-    due, and with different hop counts, must not change each other's events."""
+    """Streams with and without onsets due, and with different hop counts, decided in one
+    call (one classifier call, levels of the whole batch) do not change each other's
+    events."""
     mags = [
         np.concatenate([_tone_mag(8 + 4 * i, 40 + i, 30.0), _tone_mag(20, 40 + i, 0.0)])
         for i in range(3)
@@ -152,7 +153,10 @@ def test_streams_decided_together_end_their_notes_as_when_decided_alone() -> Non
         return decide_notes_many(
             [_dec() for _ in streams], [mags[i] for i in streams], [frames[i] for i in streams],
             [onsets[i] for i in streams], net=net, gm=GM, gm_short=GMS,
-            levels=key_levels(np.concatenate([mags[i] for i in streams]), sample_rate_hz=22_050),
+            levels=np.split(  # one key_levels call over the batch, as the analyzer makes it
+                key_levels(np.concatenate([mags[i] for i in streams]), sample_rate_hz=22_050),
+                np.cumsum([mags[i].shape[0] for i in streams])[:-1],
+            ),
         )  # fmt: skip
 
     together = decide([0, 1, 2])
