@@ -113,8 +113,9 @@ def main() -> None:
             [(c, score(gt, on, np.zeros((0, 2)))[0]) for tt, c, gt, on, _, _ in runs if tt == t]
         )
         print(f"onset_threshold {t:.2f}: onset F1 {_line(m)}", flush=True)
-        if best_on is None or np.mean([*m.values()]) > best_on[0]:
-            best_on = (float(np.mean([*m.values()])), t)
+        mean = float(np.mean([*m.values()]))
+        if best_on is None or mean > best_on[0]:
+            best_on = (mean, t)
     assert best_on is not None
     thr_on = best_on[1]
     print(f"best onset_threshold {thr_on:.2f} (mean onset F1 {best_on[0]:.3f})")

@@ -108,7 +108,6 @@ class ChunkBatcher:
         self._pruned = self._last_arrival
         #: chunks in the batch the worker is running (0: idle)
         self._in_worker = 0
-        self._t_cut = self._last_arrival  # when the running batch was handed to the worker
         self.stats = BatchStats()
 
     def overloaded(self) -> bool:
@@ -180,12 +179,12 @@ class ChunkBatcher:
         n = min(len(self._pending), self.settings.max_batch)
         items = [self._pending.popleft() for _ in range(n)]
         self._in_worker = n
-        self._t_cut = time.monotonic()
+        t_cut = time.monotonic()
         loop = asyncio.get_running_loop()
         work = self._pool.submit(_process, items)
-        work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f))
+        work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f, t_cut))
 
-    def _done(self, items: list[_Item], work: Future[list[object]]) -> None:
+    def _done(self, items: list[_Item], work: Future[list[object]], t_cut: float) -> None:
         self._in_worker = 0
         now = self._last_done = time.monotonic()
         try:
@@ -198,7 +197,7 @@ class ChunkBatcher:
         st.chunks += len(items)
         a = 0.02 if st.batches > 1 else 1.0
         st.mean_batch += a * (len(items) - st.mean_batch)
-        self._metrics.batch_done(chunks=len(items), run_s=now - self._t_cut)
+        self._metrics.batch_done(chunks=len(items), run_s=now - t_cut)
         # from 0, not from the first batch (a cold start is slow)
         st.wait_s += 0.05 * (max(now - it.t_in for it in items) - st.wait_s)
         for it, out in zip(items, outcomes, strict=True):
