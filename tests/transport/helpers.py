@@ -63,6 +63,16 @@ async def expect_status(
     raise AssertionError(f"expected {code}, stream succeeded")
 
 
+async def sessions_released(node: EdgeNode, timeout_s: float = 2.0) -> bool:
+    """Whether the node holds no session within ``timeout_s``: a handler releases its session
+    in its ``finally``, which may run just after the client has seen the final status."""
+    for _ in range(int(timeout_s / 0.01)):
+        if node.manager.active_count == 0:
+            break
+        await asyncio.sleep(0.01)
+    return node.manager.active_count == 0
+
+
 async def good_stream_works(node: EdgeNode) -> None:
     """A well-behaved session still gets correct results (other sessions unaffected)."""
     reqs = [config()] + [audio(i, c) for i, c in enumerate(note_chunks())]
