@@ -17,6 +17,11 @@ own ``score.py`` (mir_eval, 50 ms), and measures over matched events (50 ms wind
   and the refined tier's Basic Pitch runs alone; and of the analysis alone, per stream, for
   one stream and for 64 streams batched as the server's batcher runs them.
 
+With aubio installed (``make bench-accuracy`` installs it; :mod:`.aubio_baseline`), aubio
+specflux is run in the same process too: its cost in the same repeats as ours, its onsets
+scored the same way, so the cost comparison is a ratio measured side by side rather than
+against the README's figure from another machine.
+
 Prints one table beside the corpus README's reference rows, then one JSON line.
 """
 
@@ -47,6 +52,8 @@ from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer, analyze_man
 from edge_server.dsp.basicpitch import WindowStitcher, run_windows
 from edge_server.pipeline.session import Session, SessionLimits
 from edge_server.pipeline.settings import AnalysisKind, Encoding, make_settings
+
+from . import aubio_baseline
 
 REFERENCE = [  # corpus README, public split: name, causal, onset clean, noisy, note F1, cost
     ("aubio 0.4.9 specflux", "yes", 0.997, 0.595, None, 0.0039),
@@ -208,7 +215,11 @@ def _costs(split: Path) -> dict[str, float]:
     runs: dict[str, list[float]] = {"onsets": [], "fast": [], "refined_model": []}
     for k in ("dsp_fast_1", "dsp_fast_64", "dsp_onsets_1", "dsp_onsets_64"):
         runs[k] = []
+    if aubio_baseline.available():
+        runs["aubio"] = []
     for _ in range(3):  # side by side, repeated: medians
+        if "aubio" in runs:
+            runs["aubio"].append(aubio_baseline.cost(files))
         runs["onsets"].append(_session_cost(files, onsets_only))
         runs["fast"].append(_session_cost(files, fast))
         for notes, name in ((True, "fast"), (False, "onsets")):
@@ -264,6 +275,14 @@ def main() -> None:
         for k in splits
     }
     cost = _costs(splits["clean"])
+    aubio_f1 = (
+        {
+            k: _score(a.corpus, aubio_baseline.write_onsets(v, a.out_dir / f"{k}.aubio"), splits[k])
+            for k, v in files.items()
+        }
+        if aubio_baseline.available()
+        else None
+    )
     print("| method | causal | onset F1 clean | onset F1 noisy | note F1 clean | note F1 noisy "
           "| cost CPU-s/s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -280,6 +299,12 @@ def main() -> None:
         f"| {refined['noisy']['onset']:.3f} | {refined['clean']['note']:.3f} "
         f"| {refined['noisy']['note']:.3f} | +{cost['refined_model']:.4f} |"
     )
+    if aubio_f1 is not None:
+        print(
+            "| aubio 0.4.9 specflux, measured in this run | yes "
+            f"| {aubio_f1['clean']['onset']:.3f} | {aubio_f1['noisy']['onset']:.3f} | – | – "
+            f"| {cost['aubio']:.4f} |"
+        )
     summary = {
         "onset_f1": {k: refined[k]["onset"] for k in splits},
         "fast_note_f1": {k: fast[k]["note"] for k in splits},
@@ -297,6 +322,17 @@ def main() -> None:
         f"fast tier {cost['dsp_fast_1']:.4f} / {cost['dsp_fast_64']:.4f}, "
         f"onsets {cost['dsp_onsets_1']:.4f} / {cost['dsp_onsets_64']:.4f}"
     )
+    if aubio_f1 is not None:
+        summary["aubio_onset_f1"] = {k: v["onset"] for k, v in aubio_f1.items()}
+        print(
+            "DSP cost / aubio specflux measured in this run: "
+            f"fast tier {cost['dsp_fast_64'] / cost['aubio']:.2f} (64 batched), "
+            f"{cost['dsp_fast_1'] / cost['aubio']:.2f} (1 stream); "
+            f"onsets {cost['dsp_onsets_64'] / cost['aubio']:.2f} / "
+            f"{cost['dsp_onsets_1'] / cost['aubio']:.2f}"
+        )
+    else:
+        print("aubio not installed (make bench-accuracy installs it): no same-run aubio row")
     print(json.dumps(summary))
 
 

@@ -83,7 +83,11 @@ def log_compress(x: F32, *, mul: float) -> F32:
     ndarray, same shape, float32
         ``x`` itself, compressed, ``>= 0``.
     """
+    # log(1 + y), not log1p(y): numpy's float32 log is vectorised and log1p is not (~5x
+    # slower); the rounding of 1 + y costs at most ~6e-8 absolute, far below what the
+    # features resolve
     np.multiply(x, mul, out=x)
-    np.log1p(x, out=x)
+    np.add(x, 1.0, out=x)
+    np.log(x, out=x)
     np.multiply(x, np.float32(1 / np.log(10)), out=x)
     return x

@@ -187,4 +187,20 @@ def decide_onsets_many(
             d._prev_short = short_bands[b, -1].copy()
     rows = np.concatenate((prev, short_bands), axis=1)
     rise = np.maximum(np.diff(rows, axis=1), 0.0).sum(axis=2).tolist()
-    return [d._decide(out.stream(b), rise[b]) for b, d in enumerate(decoders)]
+    if not n or not decoders:
+        return [d._decide(out.stream(b), rise[b]) for b, d in enumerate(decoders)]
+    # most blocks of most streams stay under the threshold throughout: nothing can fire, and
+    # the per-hop walk would only disarm and carry the last values (done here without it)
+    loud: list[bool] = (out.onset.max(axis=1) >= decoders[0].p.onset_threshold).tolist()
+    last_p = out.onset[:, -1].tolist()
+    res = []
+    for b, d in enumerate(decoders):
+        if loud[b]:
+            res.append(d._decide(out.stream(b), rise[b]))
+            continue
+        d._armed = -1
+        d._prev_rise = rise[b][-1]
+        d._prev_onset_p = last_p[b]
+        d._frame += n
+        res.append(_NO_ONSETS)
+    return res

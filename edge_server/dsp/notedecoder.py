@@ -201,19 +201,17 @@ class OnsetNoteDecoder:
     ) -> None:
         """Walk this block's hops in order: notes start at their decision hop, and from the
         next hop on their level is checked (``levels``: :func:`key_levels` of this block)."""
-        first = self._frame
-        by_hop: dict[int, list[int]] = {}
+        n = int(levels.shape[0])
+        by_hop: dict[int, list[int]] = {}  # block hop -> the onsets decided at its end
         for j, (hop, _, _) in enumerate(due):
-            by_hop.setdefault(hop + DECISION_HOPS, []).append(j)
-        rows: list[list[float]] | None = None  # the levels as Python floats, made once
-        for i in range(int(levels.shape[0])):
-            t = first + i
-            if self._open:
-                if rows is None:
-                    rows = levels.tolist()
-                self._levels(rows[i], t, offs)
-            for j in by_hop.get(t, ()):
+            by_hop.setdefault(hop + DECISION_HOPS - self._frame, []).append(j)
+        done = 0
+        for i in sorted(h for h in by_hop if 0 <= h < n):
+            self._levels(levels, done, i + 1, offs)  # the hop's checks come before its strikes
+            for j in by_hop[i]:
                 self._strike(due[j], prob[j], ons, offs)
+            done = i + 1
+        self._levels(levels, done, n, offs)
 
     def _strike(
         self, onset: tuple[int, float, float], q: F32, ons: list[NoteOn], offs: list[NoteOff]
@@ -236,18 +234,28 @@ class OnsetNoteDecoder:
         nid, onset_s, _, _ = self._open.pop(k)
         offs.append(NoteOff(int(nid), k + LOWEST_KEY_MIDI, onset_s, self._end_s(frame)))
 
-    def _levels(self, level: list[float], t: int, offs: list[NoteOff]) -> None:
-        """One hop of level checks for the sounding notes (``level``: per key, this hop)."""
+    def _levels(self, levels: F32, i0: int, i1: int, offs: list[NoteOff]) -> None:
+        """Level checks of the sounding notes over hops ``i0 .. i1 - 1`` of this block
+        (``levels``: the block's :func:`key_levels`); their ends in (hop, key) order."""
+        if not self._open or i1 <= i0:
+            return
         drop, floor, need = self.p.off_drop, self.p.off_floor, self.p.off_hops
-        for k in sorted(self._open):  # key order: the same after a restore
+        keys = sorted(self._open)
+        ends = []
+        # per key, its levels over these hops as Python floats (only the sounding keys)
+        for k, col in zip(keys, levels[i0:i1, keys].T.tolist(), strict=True):
             note = self._open[k]
-            v = level[k]
-            if v > note[2]:
-                note[2] = v
-            ending = v < note[2] - drop or v < floor
-            note[3] = note[3] + 1 if ending else 0.0
-            if note[3] >= need:
-                self._end(k, t, offs)
+            peak, run = note[2], note[3]
+            for i, v in enumerate(col):
+                if v > peak:
+                    peak = v
+                run = run + 1 if v < peak - drop or v < floor else 0.0
+                if run >= need:
+                    ends.append((self._frame + i0 + i, k))
+                    break
+            note[2], note[3] = peak, run
+        for t, k in sorted(ends):
+            self._end(k, t, offs)
 
 
 def key_levels(mag: F32, *, sample_rate_hz: int) -> F32:
