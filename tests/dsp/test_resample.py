@@ -60,9 +60,7 @@ def test_many_streams_in_different_phases_resample_like_one() -> None:
     want: list[list[np.ndarray]] = [[] for _ in range(n_streams)]
     for step in range(12):
         xs = [
-            rng.standard_normal(int(rng.integers(0, 1500)) if step % 3 else 1024).astype(
-                np.float32
-            )
+            rng.standard_normal(int(rng.integers(0, 1500)) if step % 3 else 1024).astype(np.float32)
             for _ in range(n_streams)
         ]
         for i, y in enumerate(process_many(many, xs)):
