@@ -54,8 +54,12 @@ class MemoryStore:
         self.outbox_max = outbox_max
         self._sessions: dict[str, _Session] = {}
         self._outbox: OrderedDict[int, OutboxEntry] = OrderedDict()
+        # every operation O(1) in the outbox's size: ids not yet read, oldest first, and the
+        # ids of each priority, oldest first (a full outbox evicts the oldest of the least
+        # important priority; a scan of 100 000 entries took ~20 ms per append)
+        self._unread: OrderedDict[int, None] = OrderedDict()
+        self._by_priority: dict[int, OrderedDict[int, None]] = {}
         self._next_id = 0
-        self._read_upto = -1
         self._wake = asyncio.Event()
         self.appended_records = 0
         self.checksum = 0
@@ -131,12 +135,16 @@ class MemoryStore:
         if not self.outbox_enabled:
             return
         if len(self._outbox) >= self.outbox_max:
-            victim = max(self._outbox.items(), key=lambda kv: (kv[1].record.priority, -kv[0]))
-            del self._outbox[victim[0]]
+            worst = max(p for p, ids in self._by_priority.items() if ids)
+            victim, _ = self._by_priority[worst].popitem(last=False)
+            del self._outbox[victim]
+            self._unread.pop(victim, None)
             self.outbox_dropped += 1
         i = self._next_id
         self._next_id += 1
         self._outbox[i] = OutboxEntry(str(i), e)
+        self._unread[i] = None
+        self._by_priority.setdefault(e.priority, OrderedDict())[i] = None
         self.appended_records += 1
         self.checksum = (
             self.checksum + record_checksum(e.session_id, e.seq, e.kind, e.payload)
@@ -151,20 +159,24 @@ class MemoryStore:
 
     # -- Outbox
     async def read(self, *, max_entries: int, block_s: float) -> list[OutboxEntry]:
-        if next(reversed(self._outbox), -1) <= self._read_upto:
+        if not self._unread:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), block_s)
             except TimeoutError:
                 return []
-        out = [e for i, e in self._outbox.items() if i > self._read_upto][:max_entries]
-        if out:
-            self._read_upto = int(out[-1].entry_id)
+        out: list[OutboxEntry] = []
+        while self._unread and len(out) < max_entries:
+            i, _ = self._unread.popitem(last=False)
+            out.append(self._outbox[i])
         return out
 
     async def ack(self, entry_ids: list[str]) -> None:
         for i in entry_ids:
-            self._outbox.pop(int(i), None)
+            e = self._outbox.pop(int(i), None)
+            if e is not None:
+                self._by_priority[e.record.priority].pop(int(i), None)
+                self._unread.pop(int(i), None)
 
     async def depth(self) -> int:
         return len(self._outbox)
