@@ -38,7 +38,10 @@ bench: bench-latency bench-accuracy bench-routing bench-durability bench-capacit
 bench-routing: $(STAMP)
 	$(BIN)/python -m loadtests.routing_sim
 
+# aubio (GPL-3.0, benchmark only; built from source against the venv's numpy) is measured in
+# the same run as ours (loadtests/aubio_baseline.py)
 bench-accuracy: $(STAMP)
+	$(BIN)/python -c "import aubio" 2>/dev/null || $(BIN)/pip install -q --no-build-isolation "aubio==0.4.9"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m loadtests.accuracy
 
 bench-durability: $(STAMP)
