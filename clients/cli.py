@@ -199,12 +199,18 @@ async def _cmd_webrtc(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     wav = await asyncio.to_thread(read_wav, path)
-    r = await stream_webrtc(args.url, wav)
+    analyses = tuple(a.strip().upper() for a in args.analyses.split(",") if a.strip())
+    r = await stream_webrtc(args.url, wav, analyses=analyses)
     if args.out_dir:
         out = Path(args.out_dir)
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         text = "".join(f"{t:.6f}\n" for t in r.onsets)
         await asyncio.to_thread((out / f"{path.stem}.onsets.txt").write_text, text)
+        if r.notes:  # the fast tier, as `eval` writes it (a note still sounding: offset = end)
+            end_s = len(wav.data) / wav.frame_bytes / wav.sample_rate_hz
+            rows = sorted((on, off or max(end_s, on), p) for on, off, p in r.notes.values())
+            notes_csv = "".join(f"{on:.6f},{off:.6f},{p}\n" for on, off, p in rows)
+            await asyncio.to_thread((out / f"{path.stem}.fast.notes.csv").write_text, notes_csv)
     lat = sorted(r.latencies_ms)
     pct = {
         k: (round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None)
@@ -217,6 +223,7 @@ async def _cmd_webrtc(args: argparse.Namespace) -> int:
                     "file": path.name,
                     "session_id": r.session_id,
                     "onsets": len(r.onsets),
+                    "notes": len(r.notes),
                     "messages": r.messages,
                     "latency_ms": pct,
                     "summary": r.summary,
@@ -226,7 +233,12 @@ async def _cmd_webrtc(args: argparse.Namespace) -> int:
     else:
         for t in r.onsets:
             print(f"onset  t={t:8.3f} s")
-        print(f"session {r.session_id}: {len(r.onsets)} onsets; DataChannel latency {pct}")
+        for on, _, p in sorted(r.notes.values()):
+            print(f"note   t={on:8.3f} s  midi {p}")
+        print(
+            f"session {r.session_id}: {len(r.onsets)} onsets, {len(r.notes)} notes; "
+            f"DataChannel latency {pct}"
+        )
     return 0
 
 
@@ -301,6 +313,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--out-dir", default=None)
     w.add_argument("--json", action="store_true")
+    w.add_argument(
+        "--analyses",
+        default="ONSETS,FEATURES,NOTES",
+        help="comma-separated: ONSETS, FEATURES, NOTES (the fast tier; no REFINED_NOTES here)",
+    )
 
     g = sub.add_parser("session", help="what a session has produced so far (GetSession)")
     g.add_argument("session_id")

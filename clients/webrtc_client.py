@@ -73,13 +73,25 @@ class PcmTrack(MediaStreamTrack):
 class WebRtcResult:
     session_id: str = ""
     onsets: list[float] = field(default_factory=list)
+    #: fast-tier notes (with ``NOTES``) by note id: (onset_s, offset_s, midi_pitch), offset 0
+    #: until the note's OFF came
+    notes: dict[int, tuple[float, float, int]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    #: the node's own time per result (frame received to result queued), ms
+    server_ms: list[float] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     messages: int = 0
 
 
-async def stream_webrtc(url: str, audio: WavAudio, *, timeout_s: float = 30.0) -> WebRtcResult:
-    """Offer to ``url``/api/v1/webrtc/offer, stream ``audio``, collect results until the end."""
+async def stream_webrtc(
+    url: str,
+    audio: WavAudio,
+    *,
+    timeout_s: float = 30.0,
+    analyses: tuple[str, ...] | None = None,
+) -> WebRtcResult:
+    """Offer to ``url``/api/v1/webrtc/offer, stream ``audio``, collect results until the end.
+    ``analyses``: e.g. ``("ONSETS", "FEATURES", "NOTES")``; ``None``: the node's default."""
     pcm = to_48k_mono_int16(audio)
     track = PcmTrack(pcm)
     pc = RTCPeerConnection()
@@ -100,6 +112,12 @@ async def stream_webrtc(url: str, audio: WavAudio, *, timeout_s: float = 30.0) -
             if 0 <= idx < len(track.sent_at):
                 result.latencies_ms.append((now - track.sent_at[idx]) * 1000)
             result.onsets += [o[0] for o in msg.get("on", [])]
+            result.server_ms.append(msg.get("srv_ms", 0.0))
+            for nid, action, pitch, onset_s, offset_s, *_ in msg.get("n", []):
+                if action == "ON":
+                    result.notes[nid] = (onset_s, 0.0, pitch)
+                elif action == "OFF" and nid in result.notes:
+                    result.notes[nid] = (onset_s, offset_s, pitch)
         elif msg["t"] == "started":
             result.session_id = msg["session_id"]
         elif msg["t"] == "end":
@@ -109,7 +127,9 @@ async def stream_webrtc(url: str, audio: WavAudio, *, timeout_s: float = 30.0) -
     pc.addTrack(track)
     await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as http:
-        body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+        body: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+        if analyses is not None:
+            body["options"] = {"analyses": list(analyses)}
         async with http.post(f"{url.rstrip('/')}/api/v1/webrtc/offer", json=body) as r:
             answer = await r.json()
             if r.status != 200:

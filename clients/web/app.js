@@ -4,7 +4,9 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { onsets: [], strengths: [], streamTime: 0, latencies: [], sessionId: null,
-                connection: "idle", error: null, pc: null, stream: null, rms: null };
+                connection: "idle", error: null, pc: null, stream: null, rms: null,
+                // fast-tier notes by id: {pitch, on (s), off (s, 0 while sounding), vel}
+                notes: {}, noteCount: 0, noteOns: [] };  // noteOns: [onset_s, pitch] of every note
 window.seminote = state;
 
 function setState(s, cls) {
@@ -31,6 +33,7 @@ function onResult(msg) {
     if (lat > 0 && lat < 5000) state.latencies.push(lat);
   }
   if (msg.on) for (const [t, s] of msg.on) { state.onsets.push(t); state.strengths.push(s); addOnset(t); }
+  if (msg.n) for (const [id, action, pitch, on, off, vel] of msg.n) addNote(id, action, pitch, on, off, vel);
   if (msg.rms !== undefined) state.rms = msg.rms;
   if (msg.srv_ms !== undefined) $("server-ms").textContent = msg.srv_ms.toFixed(2) + " ms";
 }
@@ -40,6 +43,20 @@ function addOnset(t) {
   const list = $("onset-list");
   list.prepend(li);
   while (list.children.length > 40) list.lastChild.remove();
+}
+const NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+function noteName(p) { return NAMES[p % 12] + (Math.floor(p / 12) - 1); }
+function addNote(id, action, pitch, on, off, vel) {
+  if (action === "ON") {
+    state.notes[id] = { pitch, on, off: 0, vel };
+    state.noteCount++;
+    state.noteOns.push([on, pitch]);
+    const li = document.createElement("li");
+    li.textContent = noteName(pitch) + " at " + on.toFixed(3) + " s";
+    const list = $("note-list");
+    list.prepend(li);
+    while (list.children.length > 40) list.lastChild.remove();
+  } else if (action === "OFF" && state.notes[id]) state.notes[id].off = off;
 }
 function pct(a, q) { if (!a.length) return null; const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; }
 
@@ -54,7 +71,18 @@ function draw() {
     const x = w - (now - t) / span * w, hh = Math.min(h - 10, 20 + 8 * state.strengths[i]);
     g.fillStyle = "#5ad1ff"; g.fillRect(x - 1, h - hh, 3, hh);
   }
+  // piano roll: one row per key (A0 at the bottom), bars from onset to note-off (or now)
+  g.fillStyle = "#ffb347";
+  for (const n of Object.values(state.notes)) {
+    const end = n.off || now;
+    if (end < now - span) continue;
+    const x0 = w - (now - n.on) / span * w, x1 = w - (now - end) / span * w;
+    const y = h - 4 - (n.pitch - 21) / 88 * (h - 8);
+    g.fillRect(x0, y - 1, Math.max(2, x1 - x0), 3);
+  }
+  for (const [id, n] of Object.entries(state.notes)) if (n.off && n.off < now - 2 * span) delete state.notes[id];
   $("onset-count").textContent = state.onsets.length;
+  $("note-count").textContent = state.noteCount;
   $("stream-time").textContent = state.streamTime.toFixed(1) + " s";
   $("level").textContent = state.rms === null ? "–" : state.rms.toFixed(1) + " dBFS";
   const p50 = pct(state.latencies, 0.5), p95 = pct(state.latencies, 0.95);
@@ -83,7 +111,7 @@ async function start() {
     if (msg.t === "r") onResult(msg);
     else if (msg.t === "started") { state.sessionId = msg.session_id; $("session").textContent = msg.session_id.slice(0, 12) + "… on " + msg.node_id; }
     else if (msg.t === "error") say("Server: " + msg.msg, true);
-    else if (msg.t === "end") say("Session ended: " + msg.summary.onsets + " onsets.");
+    else if (msg.t === "end") say("Session ended: " + msg.summary.onsets + " onsets, " + state.noteCount + " notes.");
   };
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
@@ -100,7 +128,8 @@ async function start() {
       setTimeout(resolve, 2000);
     });
     const r = await fetch("/api/v1/webrtc/offer", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }) });
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+                             options: { analyses: ["ONSETS", "FEATURES", "NOTES"] } }) });
     const answer = await r.json();
     if (!r.ok) throw new Error(answer.message || r.statusText);
     await pc.setRemoteDescription(answer);

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from ..netutil import start_tcp_site
 from ..pipeline.errors import ErrorKind, StreamError, invalid
+from ..pipeline.events import NoteEvent
 from ..pipeline.manager import SessionManager
 from ..pipeline.offload import CpuOffloader
 from ..pipeline.session import Session
@@ -35,15 +36,31 @@ MAX_BODY_BYTES = 16 << 20
 CHUNK_FRAMES = 1024
 
 
-def _analyses(raw: Any) -> frozenset[AnalysisKind]:
+_ALLOWED = ", ".join(k.value for k in AnalysisKind)
+
+
+def _analyses(raw: Any, *, field: str = "analyses") -> frozenset[AnalysisKind]:
     if raw is None:
         return frozenset()
     if not isinstance(raw, list):
-        raise invalid("analyses must be a list of ONSETS, FEATURES")
+        raise invalid(f"{field} must be a list of {_ALLOWED}")
     try:
         return frozenset(AnalysisKind(str(a).upper()) for a in raw)
     except ValueError:
-        raise invalid(f"analyses={raw!r}: allowed ONSETS, FEATURES") from None
+        raise invalid(f"{field}={raw!r}: allowed {_ALLOWED}") from None
+
+
+def note_json(n: NoteEvent) -> dict[str, Any]:
+    return {
+        "note_id": n.note_id,
+        "tier": n.tier.value,
+        "action": n.action.value,
+        "midi_pitch": n.midi_pitch,
+        "onset_s": n.onset_s,
+        "offset_s": n.offset_s,
+        "velocity": n.velocity,
+        "confidence": n.confidence,
+    }
 
 
 def _error(e: StreamError) -> web.Response:
@@ -71,6 +88,8 @@ def session_json(s: Session) -> dict[str, Any]:
             for o in onsets
         ],
         "onsets_truncated": truncated,
+        # note events of both tiers, in the order they were sent (empty without NOTES)
+        "notes": [note_json(n) for n in s.note_log()],
     }
 
 
@@ -202,6 +221,7 @@ class HttpEndpoint:
                     features["rms_db"] += f.rms_db.tolist()
                     features["spectral_centroid_hz"] += f.centroid_hz.tolist()
                     features["spectral_flux"] += f.flux.tolist()
+            session.finish()  # the refined tier's last window (REFINED_NOTES)
 
         reason = "error"
         try:
@@ -236,7 +256,7 @@ class HttpEndpoint:
                 sdp=sdp,
                 sdp_type=str(sdp_type),
                 session_id=str(opts.get("session_id", "")),
-                analyses=_analyses(opts.get("analyses")),
+                analyses=_analyses(opts.get("analyses"), field="options.analyses"),
             )
         except StreamError as e:
             return _error(e)

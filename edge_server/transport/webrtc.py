@@ -5,7 +5,9 @@ are passed as PCM16 bytes to the same :class:`Session` the gRPC path uses. Resul
 compact JSON on the DataChannel the client opened (``label "results"``), in order:
 
 ``{"t":"started","session_id":..,"node_id":..}``;
-``{"t":"r","seq":n,"pos":stream_s,"on":[[time_s,strength],...],"rms":dB,"srv_ms":x}``;
+``{"t":"r","seq":n,"pos":stream_s,"on":[[time_s,strength],...],"rms":dB,"srv_ms":x,
+"n":[[note_id,action,midi_pitch,onset_s,offset_s,velocity,confidence],...]}`` (``n``: the fast
+tier's note events, with ``NOTES``; the refined tier is not offered over WebRTC);
 ``{"t":"w","code":..,"msg":..}``; ``{"t":"end","summary":{...}}``.
 
 Bounds: at most ``max_peers`` peers (more get 429 on the offer); per peer the outgoing queue
@@ -89,6 +91,14 @@ class WebRtcGateway:
         """Answer an SDP offer; returns (answer sdp, type, session id)."""
         if sdp_type != "offer":
             raise StreamError(ErrorKind.INVALID_ARGUMENT, f"type={sdp_type!r}: expected 'offer'")
+        if AnalysisKind.REFINED_NOTES in analyses:
+            # the refined tier needs the stream's end (its last window) and flow control a
+            # media track does not give; the fast tier's notes come over WebRTC
+            raise StreamError(
+                ErrorKind.INVALID_ARGUMENT,
+                "options.analyses: REFINED_NOTES is not available over WebRTC; allowed ONSETS, "
+                "FEATURES, NOTES (the refined tier: the gRPC stream or POST /audio/analyze)",
+            )
         if len(self.peers) >= self.max_peers:
             raise StreamError(
                 ErrorKind.RESOURCE_EXHAUSTED, f"node has {len(self.peers)} WebRTC peers (max_peers)"
@@ -342,4 +352,18 @@ def _result_json(a: ChunkAnalysis, server_ns: int) -> dict[str, Any]:
     if a.features is not None and a.features.rms_db.size:
         msg["rms"] = round(float(a.features.rms_db[-1]), 1)
         msg["cen"] = round(float(a.features.centroid_hz[-1]), 0)
+    if a.notes:
+        # [id, action, pitch, onset_s, offset_s (0 while sounding), velocity, confidence]
+        msg["n"] = [
+            [
+                n.note_id,
+                n.action.value,
+                n.midi_pitch,
+                round(n.onset_s, 4),
+                round(n.offset_s, 4),
+                round(n.velocity, 2),
+                round(n.confidence, 2),
+            ]
+            for n in a.notes
+        ]
     return msg

@@ -73,6 +73,36 @@ async def test_analyze_results_status_health(node: EdgeNode) -> None:
             assert r.status == 200 and "text/html" in r.headers["Content-Type"]
 
 
+async def test_analyze_returns_notes_of_both_tiers(node: EdgeNode) -> None:
+    # three struck strings (C4, E4, G4): the fast tier's ONs at their onsets; with
+    # REFINED_NOTES the refined tier's decisions too (its last window decided at the end)
+    b64, _ = _clip()
+    base = f"http://127.0.0.1:{node.http_port}"
+    got: dict[str, list[dict[str, Any]]] = {}
+    async with aiohttp.ClientSession() as http:
+        for kind in ("NOTES", "REFINED_NOTES"):
+            body = {"audio_b64": b64, "sample_rate_hz": 44100, "analyses": ["ONSETS", kind]}
+            async with http.post(f"{base}/api/v1/audio/analyze", json=body) as r:
+                assert r.status == 200
+                out = await r.json()
+            check(out, "AnalyzeResponse")
+            got[kind] = out["notes"]
+            async with http.get(f"{base}/api/v1/results/{out['session_id']}") as r:
+                res = await r.json()
+            check(res, "Session")
+            assert res["notes"] == out["notes"]
+    fast_on = [n for n in got["NOTES"] if n["tier"] == "FAST" and n["action"] == "ON"]
+    assert [n["midi_pitch"] for n in fast_on] == [60, 64, 67]
+    np.testing.assert_allclose([n["onset_s"] for n in fast_on], [0.3, 0.8, 1.2], atol=0.012)
+    assert all(n["tier"] == "FAST" for n in got["NOTES"])
+    refined = [n for n in got["REFINED_NOTES"] if n["tier"] == "REFINED"]
+    assert {n["midi_pitch"] for n in refined if n["action"] in ("CONFIRM", "CORRECT", "ON")} >= {
+        60,
+        64,
+        67,
+    }
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "needle"),
     [
@@ -120,6 +150,18 @@ async def test_analyze_results_status_health(node: EdgeNode) -> None:
             "sdp: not a usable offer",
         ),
         ("/api/v1/webrtc/offer", {"sdp": "v=0", "type": "answer"}, 400, "expected 'offer'"),
+        (
+            "/api/v1/webrtc/offer",
+            {"sdp": "v=0", "type": "offer", "options": {"analyses": ["ONSETS", "REFINED_NOTES"]}},
+            400,
+            "REFINED_NOTES is not available over WebRTC",
+        ),
+        (
+            "/api/v1/webrtc/offer",
+            {"sdp": "v=0", "type": "offer", "options": {"analyses": "NOTES"}},
+            400,
+            "options.analyses must be a list of ONSETS, FEATURES, NOTES, REFINED_NOTES",
+        ),
     ],
 )
 async def test_bad_requests(

@@ -17,17 +17,42 @@ from edge_server.app import EdgeNode
 from tests.procs import edge_node, stop
 
 
+def _note_f1(truth: list[list[float]], est: list[tuple[float, int]]) -> float:
+    """Note F1, onset-only (50 ms), as the corpus scorer computes it."""
+    ri = np.array([[n[0], n[0] + 0.1] for n in truth])
+    rp = mir_eval.util.midi_to_hz(np.array([n[2] for n in truth], dtype=float))
+    ei = np.array([[t, t + 0.1] for t, _ in est]).reshape(-1, 2)
+    ep = mir_eval.util.midi_to_hz(np.array([p for _, p in est], dtype=float))
+    return float(
+        mir_eval.transcription.precision_recall_f1_overlap(
+            ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None
+        )[2]
+    )
+
+
 async def test_python_webrtc_client_matches_grpc_on_a_corpus_excerpt(node: EdgeNode) -> None:
     audio = read_wav(EXCERPT)
-    ref = np.asarray(json.loads(EXCERPT.with_suffix(".json").read_text())["onsets_s"])
+    truth = json.loads(EXCERPT.with_suffix(".json").read_text())
+    ref = np.asarray(truth["onsets_s"])
     over_grpc: list[float] = []
+    notes_grpc: list[tuple[float, int]] = []
     async with AnalysisClient(f"127.0.0.1:{node.grpc_port}") as c:
-        async for ev in c.stream(audio, StreamOptions(analyses=("ONSETS",))):
+        async for ev in c.stream(audio, StreamOptions(analyses=("ONSETS", "NOTES"))):
             if isinstance(ev, ChunkResultEvent):
                 over_grpc += [o.time_s for o in ev.onsets]
-    r = await stream_webrtc(f"http://127.0.0.1:{node.http_port}", audio)
+                notes_grpc += [(n.onset_s, n.midi_pitch) for n in ev.notes if n.action == "ON"]
+    r = await stream_webrtc(
+        f"http://127.0.0.1:{node.http_port}", audio, analyses=("ONSETS", "FEATURES", "NOTES")
+    )
     f_grpc = mir_eval.onset.f_measure(ref, np.asarray(over_grpc), window=0.05)[0]
     f_rtc = mir_eval.onset.f_measure(ref, np.asarray(r.onsets), window=0.05)[0]
+    # the fast tier's notes come over the DataChannel too (Opus-coded audio: within 0.05)
+    n_grpc = _note_f1(truth["notes"], notes_grpc)
+    n_rtc = _note_f1(truth["notes"], [(on, p) for on, _, p in r.notes.values()])
+    print(f"fast-note F1 gRPC {n_grpc:.3f}, WebRTC {n_rtc:.3f} ({len(r.notes)} notes)")
+    assert n_grpc >= 0.8
+    assert abs(n_grpc - n_rtc) <= 0.05
+    assert all(off == 0.0 or off >= on for on, off, _ in r.notes.values())
     lat = np.percentile(r.latencies_ms, [50, 95])
     print(
         f"onset F1 gRPC {f_grpc:.3f}, WebRTC {f_rtc:.3f}; DataChannel latency "
