@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from clients.demo import EXCERPT
+from clients.scoring import note_f_measure
 from edge_server.app import EdgeNode
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,18 +51,6 @@ def _inputs_truth() -> Path:
     return Path(os.environ.get("BROWSER_E2E_TRUTH", wav.with_suffix(".json")))
 
 
-def _note_f1(truth: list[list[float]], est: list[tuple[float, int]]) -> float:
-    ri = np.array([[n[0], n[0] + 0.1] for n in truth]).reshape(-1, 2)
-    rp = mir_eval.util.midi_to_hz(np.array([n[2] for n in truth], dtype=float))
-    ei = np.array([[t, t + 0.1] for t, _ in est]).reshape(-1, 2)
-    ep = mir_eval.util.midi_to_hz(np.array([p for _, p in est], dtype=float))
-    return float(
-        mir_eval.transcription.precision_recall_f1_overlap(
-            ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None
-        )[2]
-    )
-
-
 def _align_notes(
     truth: list[list[float]], est: list[tuple[float, int]], length_s: float, covered_s: float
 ) -> tuple[float, float]:
@@ -75,7 +64,8 @@ def _align_notes(
         inside = [
             n for n in truth if (start <= n[0] <= end if start < end else not end < n[0] < start)
         ]
-        best = max(best, (_note_f1(inside, mapped), float(off)))
+        f = note_f_measure([(n[0], int(n[2])) for n in inside], mapped)[0]
+        best = max(best, (f, float(off)))
     return best
 
 

@@ -11,23 +11,11 @@ import numpy as np
 
 from clients.analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
 from clients.demo import EXCERPT
+from clients.scoring import note_f_measure
 from clients.wav import WavAudio, read_wav
 from clients.webrtc_client import stream_webrtc
 from edge_server.app import EdgeNode
 from tests.procs import edge_node, stop
-
-
-def _note_f1(truth: list[list[float]], est: list[tuple[float, int]]) -> float:
-    """Note F1, onset-only (50 ms), as the corpus scorer computes it."""
-    ri = np.array([[n[0], n[0] + 0.1] for n in truth])
-    rp = mir_eval.util.midi_to_hz(np.array([n[2] for n in truth], dtype=float))
-    ei = np.array([[t, t + 0.1] for t, _ in est]).reshape(-1, 2)
-    ep = mir_eval.util.midi_to_hz(np.array([p for _, p in est], dtype=float))
-    return float(
-        mir_eval.transcription.precision_recall_f1_overlap(
-            ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None
-        )[2]
-    )
 
 
 async def test_python_webrtc_client_matches_grpc_on_a_corpus_excerpt(node: EdgeNode) -> None:
@@ -47,8 +35,10 @@ async def test_python_webrtc_client_matches_grpc_on_a_corpus_excerpt(node: EdgeN
     f_grpc = mir_eval.onset.f_measure(ref, np.asarray(over_grpc), window=0.05)[0]
     f_rtc = mir_eval.onset.f_measure(ref, np.asarray(r.onsets), window=0.05)[0]
     # the fast tier's notes come over the DataChannel too (Opus-coded audio: within 0.05)
-    n_grpc = _note_f1(truth["notes"], notes_grpc)
-    n_rtc = _note_f1(truth["notes"], [(on, p) for on, _, p in r.notes.values()])
+    n_grpc = note_f_measure([(n[0], int(n[2])) for n in truth["notes"]], notes_grpc)[0]
+    n_rtc = note_f_measure(
+        [(n[0], int(n[2])) for n in truth["notes"]], [(on, p) for on, _, p in r.notes.values()]
+    )[0]
     print(f"fast-note F1 gRPC {n_grpc:.3f}, WebRTC {n_rtc:.3f} ({len(r.notes)} notes)")
     assert n_grpc >= 0.8
     assert abs(n_grpc - n_rtc) <= 0.05
