@@ -274,8 +274,12 @@ def key_levels(mag: F32, *, sample_rate_hz: int) -> F32:
         ``log10(1 + 1000 m)``, ``m`` the largest magnitude in the FFT bins nearest to the key's
         fundamental, second and third harmonic (``>= 0``).
     """
-    bins = _level_bins(int(mag.shape[1]), sample_rate_hz)
-    return np.asarray(log_compress(mag[:, bins].max(axis=2), mul=LOG_MUL), dtype=np.float32)
+    bins = _level_bins(int(mag.shape[1]), sample_rate_hz).ravel()  # key k: bins 3k .. 3k + 2
+    g = np.take(mag, bins, axis=1).reshape(int(mag.shape[0]), N_KEYS, 3)
+    # two pairwise maxima, not .max(axis=2) over a length-3 axis (the same values, ~1.7x
+    # faster for the few hops of a small batch)
+    m = np.maximum(np.maximum(g[:, :, 0], g[:, :, 1]), g[:, :, 2])
+    return np.asarray(log_compress(m, mul=LOG_MUL), dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
