@@ -4,9 +4,11 @@ shows must score onset F1 >= 0.9 against the file's ground truth.
 BROWSER_E2E_WAV / BROWSER_E2E_TRUTH choose the audio and its ground truth (corpus JSON);
 default: the bundled excerpt. Chromium's fake capture starts reading (and loops) the file when
 the page opens the microphone, before the peer connection exists, so stream time 0 at the
-server is an unknown point of the file: the test estimates that one offset from the data
-(histogram of truth-minus-detected differences, refined to 1 ms), maps the page's times onto
-the file and scores only the part of the file the stream covered.
+server is an unknown point of the file: the test estimates that one offset from the data (a
+histogram of truth-minus-page differences of same-pitch notes, refined to 1 ms; onsets alone
+can lock one beat off in regular figuration), maps the page's times onto the file and scores
+only the part of the file the stream covered. The page's fast-tier notes must score note F1
+>= 0.7 and be listed on the page.
 """
 
 from __future__ import annotations
@@ -30,12 +32,20 @@ SHOT = Path(__file__).resolve().parents[2] / "docs" / "browser.png"
 
 
 def _align(
-    ref: np.ndarray, det: np.ndarray, length_s: float, covered_s: float
+    ref: np.ndarray,
+    det: np.ndarray,
+    length_s: float,
+    covered_s: float,
+    *,
+    coarse: float | None = None,
 ) -> tuple[float, float]:
-    diffs = (ref[:, None] - det[None, :]).ravel()
-    diffs = np.mod(diffs, length_s)
-    hist, edges = np.histogram(diffs, bins=np.arange(0, length_s + 0.01, 0.01))
-    coarse = edges[np.argmax(hist)] + 0.005
+    """Best onset F1 over file offsets within 15 ms of ``coarse`` (default: the histogram
+    mode of truth-minus-detected differences)."""
+    if coarse is None:
+        diffs = (ref[:, None] - det[None, :]).ravel()
+        diffs = np.mod(diffs, length_s)
+        hist, edges = np.histogram(diffs, bins=np.arange(0, length_s + 0.01, 0.01))
+        coarse = float(edges[np.argmax(hist)] + 0.005)
     best = (-1.0, 0.0)
     for off in np.arange(coarse - 0.015, coarse + 0.015, 0.001):
         mapped = np.mod(det + off, length_s)
@@ -123,22 +133,19 @@ async def test_browser_page_shows_onsets_that_score(node: EdgeNode, tmp_path: Pa
             await browser.close()
     assert st["err"] is None
     det = np.asarray([t for t in st["onsets"] if t > 0.05])  # the first frame starts mid-sound
-    f1, offset = _align(ref, det, length_s, st["t"])
-    lat = np.percentile(st["lat"], [50, 95])
-    print(
-        f"browser: {len(det)} onsets in {st['t']:.1f} s, file offset {offset:.3f} s, "
-        f"onset F1 {f1:.3f}; page latency p50 {lat[0]:.1f} ms p95 {lat[1]:.1f} ms"
-    )
-    assert f1 >= 0.9
-    # the fast tier's notes, onset-only note F1 over the part of the file the stream covered;
-    # mapped onto the file by their own offset (same-pitch histogram, refined to 1 ms): the
-    # onset offset can lock one beat off in regular figuration, which onsets alone cannot tell
+    # the fast tier's notes, onset-only note F1 over the part of the file the stream covered,
+    # mapped onto the file by a same-pitch histogram of offsets refined to 1 ms; the onsets are
+    # scored at that offset (+-15 ms): onsets alone can lock one beat off in regular figuration
     truth = json.loads(_inputs_truth().read_text())["notes"]
     est_raw = [(float(t), int(p)) for t, p in st["notes"] if t > 0.05]
     nf1, noff = _align_notes(truth, est_raw, length_s, st["t"])
+    f1, offset = _align(ref, det, length_s, st["t"], coarse=noff if est_raw else None)
+    lat = np.percentile(st["lat"], [50, 95])
     print(
-        f"browser: {len(est_raw)} fast notes, note F1 {nf1:.3f} (file offset {noff:.3f} s; "
-        f"the onsets' {offset:.3f} s)"
+        f"browser: {len(det)} onsets in {st['t']:.1f} s, file offset {offset:.3f} s, "
+        f"onset F1 {f1:.3f}; page latency p50 {lat[0]:.1f} ms p95 {lat[1]:.1f} ms; "
+        f"{len(est_raw)} fast notes, note F1 {nf1:.3f} (offset {noff:.3f} s)"
     )
+    assert f1 >= 0.9
     assert st["shown"] > 0
     assert nf1 >= 0.7
