@@ -37,12 +37,25 @@ function onResult(msg) {
   if (msg.rms !== undefined) state.rms = msg.rms;
   if (msg.srv_ms !== undefined) $("server-ms").textContent = msg.srv_ms.toFixed(2) + " ms";
 }
-function addOnset(t) {
-  const li = document.createElement("li");
-  li.textContent = t.toFixed(3) + " s";
-  const list = $("onset-list");
-  list.prepend(li);
-  while (list.children.length > 40) list.lastChild.remove();
+// the lists are updated at most every 250 ms, in one go: a DOM change per event made the
+// page re-lay out its multi-column lists ~15 times a second
+const pendingItems = { "onset-list": [], "note-list": [] };
+let listsFlushedAt = 0;
+function addOnset(t) { pendingItems["onset-list"].push(t.toFixed(3) + " s"); }
+function flushLists(nowMs) {
+  if (nowMs - listsFlushedAt < 250) return;
+  listsFlushedAt = nowMs;
+  for (const [id, items] of Object.entries(pendingItems)) {
+    if (!items.length) continue;
+    const list = $(id), frag = document.createDocumentFragment();
+    for (const text of items.splice(0).slice(-40).reverse()) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      frag.append(li);
+    }
+    list.prepend(frag);
+    while (list.children.length > 40) list.lastChild.remove();
+  }
 }
 const NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
 function noteName(p) { return NAMES[p % 12] + (Math.floor(p / 12) - 1); }
@@ -51,16 +64,13 @@ function addNote(id, action, pitch, on, off, vel) {
     state.notes[id] = { pitch, on, off: 0, vel };
     state.noteCount++;
     state.noteOns.push([on, pitch]);
-    const li = document.createElement("li");
-    li.textContent = noteName(pitch) + " at " + on.toFixed(3) + " s";
-    const list = $("note-list");
-    list.prepend(li);
-    while (list.children.length > 40) list.lastChild.remove();
+    pendingItems["note-list"].push(noteName(pitch) + " at " + on.toFixed(3) + " s");
   } else if (action === "OFF" && state.notes[id]) state.notes[id].off = off;
 }
 function pct(a, q) { if (!a.length) return null; const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; }
 
-function draw() {
+function draw(nowMs) {
+  flushLists(nowMs || 0);
   const c = $("strip"), g = c.getContext("2d"), w = c.width, h = c.height;
   g.clearRect(0, 0, w, h);
   const now = state.streamTime, span = 10;
