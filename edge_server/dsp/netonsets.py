@@ -122,6 +122,15 @@ class NetOnsetDecoder:
         """
         return decide_onsets_many([self], out.stream_axis(), short_bands[None])[0]
 
+    def _skip_quiet(self, n: int, *, last_rise: float, last_p: float) -> OnsetDecisions:
+        """What :meth:`_decide` does with ``n >= 1`` hops all under the threshold: nothing
+        fires; disarm and carry the last hop's values."""
+        self._armed = -1
+        self._prev_rise = last_rise
+        self._prev_onset_p = last_p
+        self._frame += n
+        return _NO_ONSETS
+
     def _decide(self, out: NetOutput, rise: list[float]) -> OnsetDecisions:
         p = self.p
         onsets: list[int] = []
@@ -193,14 +202,9 @@ def decide_onsets_many(
     # the per-hop walk would only disarm and carry the last values (done here without it)
     loud: list[bool] = (out.onset.max(axis=1) >= decoders[0].p.onset_threshold).tolist()
     last_p = out.onset[:, -1].tolist()
-    res = []
-    for b, d in enumerate(decoders):
-        if loud[b]:
-            res.append(d._decide(out.stream(b), rise[b]))
-            continue
-        d._armed = -1
-        d._prev_rise = rise[b][-1]
-        d._prev_onset_p = last_p[b]
-        d._frame += n
-        res.append(_NO_ONSETS)
-    return res
+    return [
+        d._decide(out.stream(b), rise[b])
+        if loud[b]
+        else d._skip_quiet(n, last_rise=rise[b][-1], last_p=last_p[b])
+        for b, d in enumerate(decoders)
+    ]

@@ -166,18 +166,20 @@ def _decimate_group(
     h = k - 1 - start  # history samples from `start` on
     n_rows = max(nb + 1, -(-(h + n) // p))
     # row b of a stream = its inputs [start + b P, start + (b + 1) P); zeros past the end
+    hist = np.stack([r._hist for r in rs])  # (streams, k - 1)
     rows = np.zeros((len(rs), n_rows * p), dtype=np.float32)
-    np.stack([r._hist[start:] for r in rs], out=rows[:, :h])
+    rows[:, :h] = hist[:, start:]
     np.stack(xs, out=rows[:, h : h + n])
-    hist = np.concatenate([r._hist for r in rs]).reshape(len(rs), k - 1) if n < k - 1 else None
     # block b of a stream: its row b times the first half, plus row b + 1 times the second
     flat = rows.reshape(-1, p)
     y = flat @ g0
     y[:-1] += flat[1:] @ g1
     y = y.reshape(len(rs), n_rows * half)
+    # the next history: the last k - 1 samples of [hist | x]; rows holds [hist[start:] | x],
+    # which has them unless the chunk is shorter than `start`
     tail = (
         rows[:, h + n - (k - 1) : h + n].copy()
-        if hist is None
+        if n >= start
         else np.concatenate((hist, rows[:, h : h + n]), axis=1)[:, n:]
     )
     for b, r in enumerate(rs):
