@@ -35,10 +35,9 @@ async def test_python_webrtc_client_matches_grpc_on_a_corpus_excerpt(node: EdgeN
     f_grpc = mir_eval.onset.f_measure(ref, np.asarray(over_grpc), window=0.05)[0]
     f_rtc = mir_eval.onset.f_measure(ref, np.asarray(r.onsets), window=0.05)[0]
     # the fast tier's notes come over the DataChannel too (Opus-coded audio: within 0.05)
-    n_grpc = note_f_measure([(n[0], int(n[2])) for n in truth["notes"]], notes_grpc)[0]
-    n_rtc = note_f_measure(
-        [(n[0], int(n[2])) for n in truth["notes"]], [(on, p) for on, _, p in r.notes.values()]
-    )[0]
+    ref_notes = [(n[0], int(n[2])) for n in truth["notes"]]
+    n_grpc = note_f_measure(ref_notes, notes_grpc)[0]
+    n_rtc = note_f_measure(ref_notes, [(on, p) for on, _, p in r.notes.values()])[0]
     print(f"fast-note F1 gRPC {n_grpc:.3f}, WebRTC {n_rtc:.3f} ({len(r.notes)} notes)")
     assert n_grpc >= 0.8
     assert abs(n_grpc - n_rtc) <= 0.05
