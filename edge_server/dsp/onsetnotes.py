@@ -3,7 +3,7 @@
 The fast tier anchors notes on onsets. When the onset detector fires at hop ``h``, the
 classifier waits until hop ``h + DECISION_HOPS`` and reads pitch-grid spectra
 (:mod:`.pitchgrid`): of the long (1024-sample) frames of hops ``h + r`` for ``r`` in
-``REL_HOPS``, from before the attack (what was already sounding) to ~23 ms after it, and of
+``REL_HOPS``, from before the attack (what was already sounding) to ~29 ms after it, and of
 short frames (the last ``SHORT_SAMPLES`` of the frames of hops ``h + r``, ``r`` in
 ``SHORT_REL_HOPS``), which hold almost only the new notes. It returns, per piano key, the
 probability that the key was struck at this onset.
@@ -42,11 +42,12 @@ F32 = npt.NDArray[np.float32]
 N_KEYS = 88
 LOWEST_KEY_MIDI = 21
 #: hops, relative to the firing hop, whose long-frame spectra the classifier reads
-REL_HOPS = (-4, -2, -1, 0, 1, 2, 3, 4)
-#: the classifier runs at the end of hop ``firing hop + DECISION_HOPS`` (23 ms later)
+REL_HOPS = (-4, -2, -1, 0, 1, 2, 3, 4, 5)
+#: the classifier runs at the end of hop ``firing hop + DECISION_HOPS`` (29.0 ms later; held-out
+#: note F1 0.729 at 4 hops, 0.751 at 5, 0.768 at 6, whose notes arrive after ~50 ms: BENCHMARKS.md)
 DECISION_HOPS = max(REL_HOPS)
 #: hops whose short-frame spectra it reads (their frames lie inside the decision hop's frame)
-SHORT_REL_HOPS = (2, 4)
+SHORT_REL_HOPS = (2, 4, 5)
 SHORT_SAMPLES = 512
 N_ROWS = len(REL_HOPS) + len(SHORT_REL_HOPS)
 #: multiples of a key's fundamental stacked as input channels
