@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 
@@ -52,3 +53,13 @@ async def stop(proc: asyncio.subprocess.Process, *, kill: bool = False) -> None:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+    await drain(proc)
+
+
+async def drain(proc: asyncio.subprocess.Process) -> None:
+    """Read an exited process's stdout to its end, so that its pipe transport closes while the
+    event loop runs (left open, it is closed by the garbage collector after the loop is gone:
+    'Event loop is closed' warnings in a later test)."""
+    if proc.stdout is not None:
+        with contextlib.suppress(TimeoutError):  # a child still holding the pipe: give up
+            await asyncio.wait_for(proc.stdout.read(), 5)

@@ -6,6 +6,7 @@ import sys
 import time
 
 from clients.analysis_client import AnalysisClient
+from tests.procs import drain
 
 
 async def test_sigterm_drains_and_exits_zero() -> None:
@@ -24,6 +25,7 @@ async def test_sigterm_drains_and_exits_zero() -> None:
     proc.send_signal(signal.SIGTERM)
     code = await asyncio.wait_for(proc.wait(), 20)
     err = (await proc.stderr.read()).decode()
+    await drain(proc)
     assert code == 0, err
     assert time.monotonic() - t0 < 12
     assert "draining 0 session(s)" in err

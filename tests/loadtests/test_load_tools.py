@@ -6,11 +6,10 @@ import asyncio
 import csv
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
-from tests.procs import edge_node
+from tests.procs import edge_node, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,8 +27,7 @@ async def test_locust_user_reports_audio_to_result(tmp_path: Path) -> None:
         )  # fmt: skip
         assert await asyncio.wait_for(loc.wait(), 90) == 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await proc.wait()
+        await stop(proc)
     rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "run_stats.csv").open())}
     chunks = rows["audio-to-result"]
     assert int(chunks["Request Count"]) > 200  # 2 users x ~43 chunks/s x ~5 s

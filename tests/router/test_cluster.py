@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.procs import edge_node
+from tests.procs import drain, edge_node
 from tests.procs import spawn as _spawn
 from tests.redis_server import RedisServer
 
@@ -100,6 +100,8 @@ class Cluster:
                 await asyncio.wait_for(p.wait(), 15)
             except TimeoutError:
                 p.kill()
+                await p.wait()
+            await drain(p)
 
 
 @pytest.fixture
