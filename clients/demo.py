@@ -84,7 +84,7 @@ async def run_demo(*, file: str | None, realtime: bool) -> int:
         f, p, r = onset_f_measure(ref, result.onset_times_s())
         print(f"   onset F1 vs ground truth {f:.3f} (precision {p:.3f}, recall {r:.3f}, 50 ms)")
         lists = result.note_lists()
-        for tier, when in (("fast", "<= 50 ms"), ("refined", "~2 s")):
+        for tier, when in (("fast", "~50 ms"), ("refined", "~2 s")):
             est = [(on, pitch) for on, _, pitch in lists[tier]]
             f, p, r = note_f_measure(ref_notes, est)
             print(
