@@ -48,18 +48,23 @@ async def stop(proc: asyncio.subprocess.Process, *, kill: bool = False) -> None:
             proc.kill()
         else:
             proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+    await reap(proc)
+
+
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a signalled process (killed after 15 s), then read its stdout to its end, so
+    that its pipe transport closes while the event loop runs (left open, it is closed by the
+    garbage collector after the loop is gone: 'Event loop is closed' warnings in a later test)."""
+    try:
+        await asyncio.wait_for(proc.wait(), 15)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
     await drain(proc)
 
 
 async def drain(proc: asyncio.subprocess.Process) -> None:
-    """Read an exited process's stdout to its end, so that its pipe transport closes while the
-    event loop runs (left open, it is closed by the garbage collector after the loop is gone:
-    'Event loop is closed' warnings in a later test)."""
+    """Read an exited process's stdout to its end (see :func:`reap`)."""
     if proc.stdout is not None:
         with contextlib.suppress(TimeoutError):  # a child still holding the pipe: give up
             await asyncio.wait_for(proc.stdout.read(), 5)

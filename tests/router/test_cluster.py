@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.procs import drain, edge_node
+from tests.procs import edge_node, reap
 from tests.procs import spawn as _spawn
 from tests.redis_server import RedisServer
 
@@ -96,12 +96,7 @@ class Cluster:
             if p.returncode is None:
                 p.send_signal(signal.SIGTERM)
         for p in self.procs.values():
-            try:
-                await asyncio.wait_for(p.wait(), 15)
-            except TimeoutError:
-                p.kill()
-                await p.wait()
-            await drain(p)
+            await reap(p)
 
 
 @pytest.fixture
