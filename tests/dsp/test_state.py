@@ -41,3 +41,21 @@ def test_restore_refuses_a_state_of_another_geometry() -> None:
         b.restore(a.state())
     with pytest.raises(ValueError, match="lacks"):
         b.restore({})
+
+
+def test_state_without_notes_leaves_the_fast_tier_out() -> None:
+    x = piano_like(sample_rate_hz=44_100, duration_s=1.0, onsets_s=[0.3])
+    plain = StreamAnalyzer(input_rate_hz=44_100, config=AnalyzerConfig(), notes=False)
+    plain.process(x)
+    state = plain.state()
+    assert not [k for k in state if k.startswith("notes.")]
+    with_notes = StreamAnalyzer(input_rate_hz=44_100, config=AnalyzerConfig(), notes=True)
+    with_notes.process(x)
+    assert "notes.ring" in with_notes.state()
+    # a state saved without the fast tier cannot continue a stream that reports notes
+    with pytest.raises(ValueError, match="lacks"):
+        StreamAnalyzer(input_rate_hz=44_100, config=AnalyzerConfig(), notes=True).restore(state)
+    # and one saved with it restores into a stream without notes (the part is ignored)
+    other = StreamAnalyzer(input_rate_hz=44_100, config=AnalyzerConfig(), notes=False)
+    other.restore(with_notes.state())
+    assert other.stream_time_s == pytest.approx(1.0)

@@ -15,29 +15,46 @@ from edge_server.pipeline.records import (
     summary_record,
 )
 from edge_server.pipeline.session import Session, SessionLimits
-from edge_server.pipeline.settings import DEFAULT_ANALYSES, Encoding, make_settings
+from edge_server.pipeline.settings import (
+    DEFAULT_ANALYSES,
+    AnalysisKind,
+    Encoding,
+    make_settings,
+)
 from edge_server.pipeline.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from tests.signals import piano_like
 
 
-def _session() -> Session:
+def _session(analyses: frozenset[AnalysisKind] = DEFAULT_ANALYSES) -> Session:
     s = make_settings(
         sample_rate_hz=44_100, encoding=Encoding.FLOAT32_LE, channels=1,
-        analyses=DEFAULT_ANALYSES, session_id="s1", client_name="t",
+        analyses=analyses, session_id="s1", client_name="t",
     )  # fmt: skip
     return Session(settings=s, analyzer_config=AnalyzerConfig(), limits=SessionLimits())
 
 
-def test_session_snapshot_restores_counters_and_continues_identically() -> None:
+@pytest.mark.parametrize(
+    ("analyses", "max_bytes"),
+    [
+        # ~12.4 kB: resampler and frame histories, the onset detector's bands and rings
+        (DEFAULT_ANALYSES, 13_000),
+        # ~34 kB: the same plus the fast tier's 10-hop spectrum ring (20.5 kB)
+        (DEFAULT_ANALYSES | {AnalysisKind.NOTES}, 35_000),
+    ],
+    ids=["onsets+features", "with-notes"],
+)
+def test_session_snapshot_restores_counters_and_continues_identically(
+    analyses: frozenset[AnalysisKind], max_bytes: int
+) -> None:
     x = piano_like(sample_rate_hz=44_100, duration_s=2.0, onsets_s=[0.2, 0.9, 1.5])
     chunks = [x[i : i + 1024].tobytes() for i in range(0, x.size, 1024)]
-    a, b = _session(), _session()
+    a, b = _session(analyses), _session(analyses)
     for seq, c in enumerate(chunks[:40]):
         a.process_chunk(seq=seq, data=c, capture_t_ns=0)
         b.process_chunk(seq=seq, data=c, capture_t_ns=0)
     blob = b.snapshot()
-    assert len(blob) < 35_000  # compact: ~34 kB (most of it the fast tier's 10-hop spectrum ring)
-    c2 = _session()
+    assert len(blob) < max_bytes
+    c2 = _session(analyses)
     c2.restore(blob)
     assert (c2.next_seq, c2.chunks_processed, c2.onsets_total) == (40, 40, b.onsets_total)
     for seq, c in enumerate(chunks[40:], 40):
