@@ -46,12 +46,14 @@ def labels(notes: list[list[float]], ends: np.ndarray) -> np.ndarray:
 
 
 class Net(nn.Module):
-    """Mirror of :class:`edge_server.dsp.notenet.NoteNet` (see its module docstring)."""
+    """Mirror of :class:`edge_server.dsp.notenet.NoteNet` (see its module docstring); with
+    ``n_gru > 0`` a GRU over ``h1`` adds a long-context vector to the taps of layer B."""
 
-    def __init__(self, n_in: int, n_h1: int, n_h2: int) -> None:
+    def __init__(self, n_in: int, n_h1: int, n_h2: int, n_gru: int = 0) -> None:
         super().__init__()
         self.conv = nn.Conv1d(n_in, n_h1, kernel_size=3)
-        self.b = nn.Linear(n_h1 * len(TAPS), n_h2)
+        self.gru = nn.GRU(n_h1, n_gru, batch_first=True) if n_gru else None
+        self.b = nn.Linear(n_h1 * len(TAPS) + n_gru, n_h2)
         self.c = nn.Linear(n_h2, 2)  # onset, velocity
 
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
@@ -60,8 +62,10 @@ class Net(nn.Module):
         d = max(TAPS)
         hp = nn.functional.pad(h1, (d, 0))
         t = xn.shape[1]
-        taps = torch.cat([hp[:, :, d - s : d - s + t] for s in TAPS], dim=1).transpose(1, 2)
-        return self.c(torch.relu(self.b(taps)))
+        parts = [hp[:, :, d - s : d - s + t].transpose(1, 2) for s in TAPS]
+        if self.gru is not None:
+            parts.append(self.gru(h1.transpose(1, 2))[0])
+        return self.c(torch.relu(self.b(torch.cat(parts, dim=2))))
 
 
 def load(data: Path, feats: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -88,9 +92,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=5)
+    ap.add_argument("--gru", type=int, default=0, help="GRU units (0: none)")
+    ap.add_argument("--burn-in", type=int, default=0, help="hops of each crop not scored")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
     spec = InputSpec()
     clips = load(a.data, a.feats)
@@ -98,7 +105,7 @@ def main() -> None:
     val = [c for c in clips if c[0].endswith("0")]
     allx = np.concatenate([c[1] for c in train[::3]])
     mean, std = allx.mean(axis=0), allx.std(axis=0) + 1e-3
-    net = Net(mean.shape[0], a.h1, a.h2)
+    net = Net(mean.shape[0], a.h1, a.h2, a.gru)
     del allx
     print(f"{len(train)} train / {len(val)} val feature files, n_in={mean.shape[0]}", flush=True)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
@@ -107,7 +114,7 @@ def main() -> None:
         opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch
     )
     bce = nn.BCEWithLogitsLoss(reduction="none")
-    warm = max(TAPS) + 2
+    warm = max(max(TAPS) + 2, a.burn_in)
 
     def batch(
         pool: list[tuple[str, np.ndarray, np.ndarray]], n: int
@@ -164,12 +171,20 @@ def main() -> None:
         return m.bias.detach().numpy()  # type: ignore[operator]
 
     specd = {f"spec_{k}": np.array(v) for k, v in asdict(spec).items()}
+    gru: dict[str, np.ndarray] = {}
+    if net.gru is not None:  # PyTorch's gate order r, z, n; weights as (in, 3 n_gru)
+        gru = {
+            "G_ih": net.gru.weight_ih_l0.detach().numpy().T,
+            "G_hh": net.gru.weight_hh_l0.detach().numpy().T,
+            "g_ih": net.gru.bias_ih_l0.detach().numpy(),
+            "g_hh": net.gru.bias_hh_l0.detach().numpy(),
+        }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         a.out,
         A0=w[:, :, 2].T, A1=w[:, :, 1].T, A2=w[:, :, 0].T, a=bias(net.conv),
         B=t(net.b), b=bias(net.b), C=t(net.c), c=bias(net.c),
-        taps=np.array(TAPS), mean=mean, std=std, **specd,
+        taps=np.array(TAPS), mean=mean, std=std, **specd, **gru,
     )  # fmt: skip
     print(f"wrote {a.out}")
 

@@ -13,11 +13,14 @@ Network (weights in ``models/notenet.npz``; ``training/train.py``)::
 
     x_t  = [long_bands_t, short_bands_t, superflux_t]      normalised     (n_in,)
     h1_t = relu(A0 x_t + A1 x_{t-1} + A2 x_{t-2} + a)                     (n_h1,)
-    h2_t = relu(B [h1_{t-d} for d in taps] + b)                           (n_h2,)
+    g_t  = GRU(h1_t, g_{t-1})              (only with GRU weights)       (n_gru,)
+    h2_t = relu(B [h1_{t-d} for d in taps, g_t] + b)                      (n_h2,)
     [onset_t, velocity_t] = sigmoid(C h2_t + c)
 
-Streaming keeps the last two inputs and the last ``max(taps)`` hidden vectors, so output for
-frame t is the same whatever the chunking.
+The taps see 93 ms; the GRU (PyTorch's gate order and equations) carries everything before,
+e.g. how loud the room's tail and noise are. Streaming keeps the last two inputs, the last
+``max(taps)`` hidden vectors and the GRU state, so output for frame t is the same whatever the
+chunking.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .filterbank import log_compress, log_filterbank
 F32 = npt.NDArray[np.float32]
 MODEL_PATH = Path(__file__).parent / "models" / "notenet.npz"
 _MAX_SHORT_FRAMES = 64
+_GRU_WARM_HOPS = 1024  # silence the GRU state settles over (5.9 s) before a stream starts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,6 +194,16 @@ class NoteNetWeights:
             self.a_bias, self.b, self.b_bias = f32(z, "a"), f32(z, "B"), f32(z, "b")
             self.c, self.c_bias = f32(z, "C"), f32(z, "c")
             self.taps = tuple(int(t) for t in z["taps"])
+            # optional GRU over h1: (n_h1, 3 n_gru), (n_gru, 3 n_gru) and biases; gates r, z, n
+            self.n_gru = int(z["G_hh"].shape[0]) if "G_hh" in z.files else 0
+            if self.n_gru:
+                self.g_ih, self.g_hh = f32(z, "G_ih"), f32(z, "G_hh")
+                self.g_ih_bias, self.g_hh_bias = f32(z, "g_ih"), f32(z, "g_hh")
+                g = self.n_gru
+                self.gi_bias = self.g_ih_bias + np.concatenate(
+                    (self.g_hh_bias[: 2 * g], np.zeros(g, dtype=np.float32))
+                )
+                self.gi_bias.flags.writeable = False
             self.mean = f32(z, "mean")
             self.inv_std = (1.0 / z["std"]).astype(np.float32)
             spec = {k[5:]: z[k].item() for k in z.files if k.startswith("spec_")}
@@ -201,6 +215,28 @@ class NoteNetWeights:
                 f"the input spec gives {self.spec.n_inputs}"
             )
         self.n_long = int(self.spec.long_fb().shape[1])
+        if self.b.shape[0] != self.n_h1 * len(self.taps) + self.n_gru:
+            raise ValueError(f"{path}: layer B does not take the taps and the GRU state")
+        self._silence: tuple[F32, F32, F32] | None = None
+
+    def silence_state(self) -> tuple[F32, F32, F32]:
+        """The streaming state after a long silence (all-zero inputs), computed once:
+        ``(proj (2, 3 n_h1), h1 (max_tap, n_h1), gru (n_gru,))``, read-only."""
+        if self._silence is None:
+            h = self.n_h1
+            net = NoteNet.__new__(NoteNet)
+            net.w = self
+            net._depth = max(self.taps)
+            net._proj_hist = np.zeros((2, 3 * h), dtype=np.float32)
+            net._h1_hist = np.zeros((net._depth, h), dtype=np.float32)
+            net._g = np.zeros(self.n_gru, dtype=np.float32)
+            hops = net._depth + 2 + (_GRU_WARM_HOPS if self.n_gru else 0)
+            process_many([net], np.zeros((1, hops, self.spec.n_inputs), dtype=np.float32))
+            parts = (net._proj_hist, net._h1_hist, net._g)
+            for arr in parts:
+                arr.flags.writeable = False
+            self._silence = parts
+        return self._silence
 
     @property
     def n_h1(self) -> int:
@@ -232,25 +268,38 @@ class NoteNet:
 
     def __init__(self, *, weights: NoteNetWeights) -> None:
         self.w = weights
-        h = weights.n_h1
         self._depth = max(weights.taps)
-        # projections of the last two inputs through A1, A2 (pending contributions)
-        self._proj_hist: F32 = np.zeros((2, 3 * h), dtype=np.float32)
-        self._h1_hist: F32 = np.zeros((self._depth, h), dtype=np.float32)
         # start as if the stream had been silent (all-zero inputs), not from zero history,
-        # which the network never saw in training and can read as an onset
-        self.process(np.zeros((self._depth + 2, weights.spec.n_inputs), dtype=np.float32))
+        # which the network never saw in training and can read as an onset. The histories:
+        # projections of the last two inputs through A1, A2 (pending contributions), the last
+        # max(taps) h1 vectors, the GRU state.
+        proj, h1, g = weights.silence_state()
+        self._proj_hist: F32 = proj.copy()
+        self._h1_hist: F32 = h1.copy()
+        self._g: F32 = g.copy()
 
     def state(self) -> dict[str, npt.NDArray[np.generic]]:
-        """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1): float32."""
-        return {"proj": self._proj_hist.copy(), "h1": self._h1_hist.copy()}
+        """``proj`` (2, 3 n_h1), ``h1`` (max_tap, n_h1), with a GRU ``gru`` (n_gru,):
+        float32."""
+        out: dict[str, npt.NDArray[np.generic]] = {
+            "proj": self._proj_hist.copy(),
+            "h1": self._h1_hist.copy(),
+        }
+        if self.w.n_gru:
+            out["gru"] = self._g.copy()
+        return out
 
     def restore(self, state: dict[str, npt.NDArray[np.generic]]) -> None:
         proj = np.asarray(state["proj"], dtype=np.float32)
         h1 = np.asarray(state["h1"], dtype=np.float32)
-        if proj.shape != self._proj_hist.shape or h1.shape != self._h1_hist.shape:
+        g = np.asarray(state["gru"] if self.w.n_gru else self._g, dtype=np.float32)
+        if (
+            proj.shape != self._proj_hist.shape
+            or h1.shape != self._h1_hist.shape
+            or g.shape != self._g.shape
+        ):
             raise ValueError("note network state does not match these weights")
-        self._proj_hist, self._h1_hist = proj.copy(), h1.copy()
+        self._proj_hist, self._h1_hist, self._g = proj.copy(), h1.copy(), g.copy()
 
     def process(self, x: F32) -> NetOutput:
         """Run the next frames.
@@ -299,7 +348,10 @@ def process_many(nets: Sequence[NoteNet], x: F32) -> NetOutput:
     np.maximum(h1, 0.0, out=h1)
     d0 = nets[0]._depth
     hist = np.concatenate((_stack([q._h1_hist for q in nets]), h1), axis=1)  # row t + d0 = t
-    taps = np.concatenate([hist[:, d0 - d : d0 - d + n] for d in w.taps], axis=2)
+    parts = [hist[:, d0 - d : d0 - d + n] for d in w.taps]
+    if w.n_gru:
+        parts.append(_gru_many(nets, h1))
+    taps = np.concatenate(parts, axis=2)
     h2 = taps.reshape(rows, -1) @ w.b + w.b_bias
     np.maximum(h2, 0.0, out=h2)
     for b, q in enumerate(nets):
@@ -307,6 +359,28 @@ def process_many(nets: Sequence[NoteNet], x: F32) -> NetOutput:
         q._h1_hist = hist[b, -d0:].copy()
     y = _sigmoid(h2 @ w.c + w.c_bias).reshape(bn, n, 2)
     return NetOutput(onset=y[:, :, 0], velocity=y[:, :, 1])
+
+
+def _gru_many(nets: Sequence[NoteNet], h1: F32) -> F32:
+    """The GRU over ``h1`` (streams, n, n_h1) from each net's state; returns its outputs
+    (streams, n, n_gru) and leaves each net's state at the last hop."""
+    w = nets[0].w
+    bn, n, g = h1.shape[0], h1.shape[1], w.n_gru
+    # r and z add both biases; n multiplies the recurrent one's part by r
+    gi = (h1.reshape(bn * n, -1) @ w.g_ih + w.gi_bias).reshape(bn, n, 3 * g)
+    state = _stack([q._g for q in nets])
+    out = np.empty((bn, n, g), dtype=np.float32)
+    for t in range(n):
+        gh = state @ w.g_hh  # (streams, 3 n_gru)
+        rz = _sigmoid(gi[:, t, : 2 * g] + gh[:, : 2 * g])
+        gh_n = gh[:, 2 * g :]
+        gh_n += w.g_hh_bias[2 * g :]
+        cand = np.tanh(gi[:, t, 2 * g :] + rz[:, :g] * gh_n)
+        state = cand + rz[:, g:] * (state - cand)  # (1 - z) n + z h
+        out[:, t] = state
+    for b, q in enumerate(nets):
+        q._g = state[b].copy()
+    return out
 
 
 def _stack(arrays: list[F32]) -> F32:
