@@ -87,12 +87,13 @@ tune-thresholds: held-out
 train-notes: train-env
 	$(TRAIN_VENV)/bin/pip install -q torch
 	$(TRAIN_PY) -m training.render --out $(TRAIN_DATA)/clips --minutes 240 --seed 3
-	$(TRAIN_PY) -m training.features --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/feats
-	$(TRAIN_PY) -m training.train --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats --epochs 14 --lr 3e-3
+	$(TRAIN_PY) -m training.features --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/feats --copies 3
+	$(TRAIN_PY) -m training.train --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats --epochs 14 --lr 3e-3 \
+	  --gru 64 --burn-in 100 --crop 700
 	PYTHONPATH=. $(BIN)/python -m training.tune --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/feats
 	$(TRAIN_PY) -m training.notefeats --data $(TRAIN_DATA)/clips --out $(TRAIN_DATA)/nfeats --copies 3
 	$(TRAIN_PY) -m training.train_onsetnotes --data $(TRAIN_DATA)/clips --feats $(TRAIN_DATA)/nfeats \
-	  --out edge_server/dsp/models/onsetnotes.npz --epochs 8 --channels 48 48 32
+	  --out edge_server/dsp/models/onsetnotes.npz --epochs 12 --channels 48 48 32
 	$(MAKE) tune-thresholds
 	PYTHONPATH=. $(BIN)/python -m training.tune_refined --data $(TRAIN_DATA)/clips
 

@@ -81,6 +81,8 @@ class WebRtcResult:
     server_ms: list[float] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     messages: int = 0
+    #: the node's ``{"t": "error"}`` message, if it ended the session (e.g. a refusal)
+    error: dict[str, Any] | None = None
 
 
 async def stream_webrtc(
@@ -123,6 +125,8 @@ async def stream_webrtc(
         elif msg["t"] == "end":
             result.summary = msg["summary"]
             done.set()
+        elif msg["t"] == "error":
+            result.error = msg
 
     pc.addTrack(track)
     await pc.setLocalDescription(await pc.createOffer())

@@ -105,11 +105,12 @@ class Level:
     gen_cores: float
     rss_mb: float
     reject_ms: list[float] = field(default_factory=list)
+    p99_limit_ms: float = P99_LIMIT_MS
 
     @property
     def ok(self) -> bool:
         return (
-            self.p99_ms <= P99_LIMIT_MS
+            self.p99_ms <= self.p99_limit_ms
             and self.behind == 0
             and self.rejected == 0
             and self.errors == 0
@@ -206,6 +207,7 @@ class Bench:
             gen_cores=sum(float(r["cpu_s"]) - c for r, c in zip(reps, g0, strict=True)) / dt,  # type: ignore[arg-type]
             rss_mb=_rss_mb(server_pids),
             reject_ms=[x for s in sets for x in s["reject_ms"]],  # type: ignore[attr-defined]
+            p99_limit_ms=self.a.p99_limit_ms,
         )
 
     @contextlib.asynccontextmanager
@@ -367,6 +369,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "chunk": "44.1 kHz PCM16 mono, 1024 frames",
         "analyses": "ONSETS,FEATURES,NOTES",
         "repeats": args.repeats,
+        "p99_limit_ms": args.p99_limit_ms,
         "sessions_ours": med(caps),
         "sessions_echo_floor": med(floors),
         "ratio": round(med(c / max(f, 1) for c, f in zip(caps, floors, strict=False)), 3),
@@ -408,12 +411,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if rej:
             summary["refusal_ms_max"] = round(max(rej), 1)
     if args.plot:
-        _plot(rows, Path(args.plot))
+        _plot(rows, Path(args.plot), limit_ms=args.p99_limit_ms)
         summary["plot"] = str(args.plot)
     return summary
 
 
-def _plot(rows: dict[str, list[dict[str, object]]], path: Path) -> None:
+def _plot(rows: dict[str, list[dict[str, object]]], path: Path, *, limit_ms: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -430,7 +433,7 @@ def _plot(rows: dict[str, list[dict[str, object]]], path: Path) -> None:
                     label=f"{names[kind]} p99" if r == 0 else None)  # fmt: skip
             ax.plot(xs, [x["p50_ms"] for x in lv], "x--", color=colours[kind], alpha=0.5,
                     label=f"{names[kind]} p50" if r == 0 else None)  # fmt: skip
-    ax.axhline(P99_LIMIT_MS, color="tab:red", lw=1, ls=":", label="p99 limit 20 ms")
+    ax.axhline(limit_ms, color="tab:red", lw=1, ls=":", label=f"p99 limit {limit_ms:g} ms")
     ax.set_yscale("log")
     ax.set_xlabel("concurrent real-time sessions (1024-frame chunks, 43 msg/s each)")
     ax.set_ylabel("audio-to-result latency, ms")
@@ -456,6 +459,13 @@ def main() -> None:
     p.add_argument("--settle-s", type=float, default=1.0)
     p.add_argument("--window-s", type=float, default=2.5)
     p.add_argument("--hold-s", type=float, default=8.0, help="the 80 %% level's window")
+    p.add_argument(
+        "--p99-limit-ms",
+        type=float,
+        default=P99_LIMIT_MS,
+        help="a level holds when its p99 is at most this (the issue's 20 ms; the smoke test "
+        "raises it to check the bench's mechanics on a slow machine)",
+    )
     p.add_argument("--plot", default="loadtests/out/capacity.png")
     p.add_argument("--only", choices=["edge", "echo"], default=None, help="one server only")
     p.add_argument("--soak-s", type=float, default=0.0, help="instead: hold ours this long")

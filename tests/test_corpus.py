@@ -64,8 +64,9 @@ async def test_public_corpus_over_grpc_scores_and_matches_in_process(
         f"public corpus over gRPC: onset F1 {f1:.3f}, "
         f"notes F1 fast {fast:.3f} refined {refined:.3f}"
     )
-    # regression floors a little under the figures in BENCHMARKS.md
-    assert f1 >= 0.98
+    # regression floors a little under the figures in BENCHMARKS.md (onsets 0.979 clean since
+    # the GRU network at its held-out threshold 0.35; it was 0.989)
+    assert f1 >= 0.97
     assert refined >= REFINED_FLOOR_CLEAN
     assert fast >= FAST_FLOOR_CLEAN
 
@@ -83,6 +84,6 @@ async def test_noisy_corpus_over_grpc(node: EdgeNode, tmp_path: Path) -> None:
     print(
         f"noisy corpus over gRPC: onset F1 {f1:.3f}, notes F1 fast {fast:.3f} refined {refined:.3f}"
     )
-    assert f1 >= 0.86
+    assert f1 >= 0.90  # 0.914 (0.874 before the GRU network)
     assert refined >= REFINED_FLOOR_NOISY
     assert fast >= FAST_FLOOR_NOISY

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_server.dsp.netonsets import DecisionParams
 from edge_server.dsp.onsetnotes import (
     CONTEXT_KEYS,
     HARMONICS,
@@ -38,7 +39,7 @@ from edge_server.dsp.pitchgrid import BINS_PER_SEMITONE, GRID_MIDI_LO, N_GRID, h
 
 N_KEYS = 88
 LOWEST = 21
-ONSET_OFFSET_S = 0.0104  # reported onset = end of the firing hop minus this (DecisionParams)
+ONSET_OFFSET_S = DecisionParams().onset_offset_s  # reported onset = firing hop end - this
 MATCH_S = 0.05
 HOP_S = 128 / 22_050
 

@@ -27,13 +27,14 @@ F32 = npt.NDArray[np.float32]
 class DecisionParams:
     """Onset thresholds, chosen on held-out self-rendered clips by ``training.tune_notes``
     (``make tune-thresholds``: the 96 clips numbered ...0, clean and in a synthetic room,
-    streamed through the analyzer; mean onset F1 of the two): threshold 0.4 / 0.5 / 0.6 / 0.7
-    -> 0.843 / **0.850** / 0.849 / 0.842, the reported-time offset = the median firing delay
-    there, 9.6 ms. (0.5 and 0.6 are within noise of each other; an earlier, uncommitted sweep
-    on 60 clips had 0.848 at 0.6 against 0.844 at 0.5, and 0.6 shipped until the committed
-    sweep chose 0.5.) Gate 3 with a 45 ms refractory gave 0.854 on those 60 clips, but gate
-    3 lets the network's echo of a strong synthetic strike through (+85 ms, in
-    ``tests/dsp/test_analyzer.py``); a 45 ms refractory alone gave 0.850: not taken.
+    streamed through the analyzer; mean onset F1 of the two). With the GRU network
+    (2026-12-07): threshold 0.30 / **0.35** / 0.40 / 0.50 -> 0.889 / **0.891** / 0.891 / 0.886
+    (clean 0.928 / 0.931 / 0.932 / 0.932, room 0.850 / 0.851 / 0.849 / 0.840); the
+    reported-time offset = the median firing delay there, 9.0 ms. (The network before it, without
+    the GRU, chose 0.5 and 9.6 ms the same way: 0.843 / 0.850 / 0.849 / 0.842 at 0.4 / 0.5 /
+    0.6 / 0.7.) Gate 3 with a 45 ms refractory gave 0.854 on 60 of those clips with the older
+    network, but gate 3 lets the network's echo of a strong synthetic strike through (+85 ms,
+    in ``tests/dsp/test_analyzer.py``); a 45 ms refractory alone gave 0.850: not taken.
 
     Attributes
     ----------
@@ -45,7 +46,7 @@ class DecisionParams:
         An onset also needs the short frame's bands to rise: the sum of their positive
         changes (log10 units) in the firing hop or the one before must reach this (real
         attacks rise by 10-100, a held tone's short bands wobble by up to ~3; with the
-        current network, held-out F1 for gate 0 / 1.5 / 3 / 5 / 8: 0.849 / 0.850 / 0.851 /
+        network before the GRU, held-out F1 for gate 0 / 1.5 / 3 / 5 / 8: 0.849 / 0.850 / 0.851 /
         0.848 / 0.792 at 30 ms refractory; at 3 the echo above comes back).
     onset_offset_s : float
         Reported onset time = end of the firing hop minus this, s.
@@ -53,10 +54,10 @@ class DecisionParams:
         How many hops after the crossing the short-band rise may still come.
     """
 
-    onset_threshold: float = 0.5
+    onset_threshold: float = 0.35
     refractory_s: float = 0.03
     min_short_flux: float = 5.0
-    onset_offset_s: float = 0.0096
+    onset_offset_s: float = 0.0090
     gate_wait_hops: int = 2
 
 

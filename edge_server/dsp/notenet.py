@@ -250,10 +250,12 @@ def load_weights(path: Path = MODEL_PATH) -> NoteNetWeights:
 
 
 def _sigmoid(y: npt.NDArray[np.floating[Any]]) -> F32:
-    np.negative(y, out=y)
-    np.exp(y, out=y)
+    """In place: ``1 / (1 + exp(-y)) = (1 + tanh(y / 2)) / 2``, which cannot overflow (the GRU's
+    gates see pre-activations far below -88, where float32 ``exp(-y)`` would)."""
+    y *= 0.5
+    np.tanh(y, out=y)
     y += 1.0
-    np.reciprocal(y, out=y)
+    y *= 0.5
     return np.asarray(y, dtype=np.float32)
 
 

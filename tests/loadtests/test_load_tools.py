@@ -36,16 +36,22 @@ async def test_locust_user_reports_audio_to_result(tmp_path: Path) -> None:
 
 
 async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
+    """The bench's mechanics (ramp, both servers, summary, plot), not this machine's speed: the
+    p99 limit is raised to 250 ms (on a slow day of this shared VM two sessions of ours read
+    p99 23-56 ms, the tree before the last change as well); a level still fails on a refused
+    session, an error or a stream behind real time."""
     png = tmp_path / "capacity.png"
     bench = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
         "--growth", "2", "--max-sessions", "4", "--bisect", "0", "--settle-s", "0.5",
         "--window-s", "1", "--hold-s", "1", "--generators", "1", "--plot", str(png),
+        "--p99-limit-ms", "250",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(bench.communicate(), 240)
     assert bench.returncode == 0, out.decode()[-2000:]
     summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["p99_limit_ms"] == 250
     assert summary["sessions_ours"] >= 2 and summary["sessions_echo_floor"] >= 2
     keys = ("ratio", "at80_p99_ms", "server_cpu_us_per_audio_s_per_session",
             "rss_per_session_mb", "rss_total_at_capacity_mb", "at80_generator_cores")  # fmt: skip

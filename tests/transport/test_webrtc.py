@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import aiohttp
 import mir_eval
@@ -62,13 +63,18 @@ async def _status(http: aiohttp.ClientSession, port: int) -> dict[str, object]:
         return body
 
 
-async def test_twenty_peers_ten_times_release_everything() -> None:
+async def test_twenty_peers_ten_times_release_everything(tmp_path: Path) -> None:
     """20 peers opened and closed 10 times against a server process: its threads and asyncio
     tasks return to the baseline taken after two warm-up rounds, no peer or session is left, and
     RSS does not trend up. glibc's allocator grows in one-off steps of a few MB (measured the same
     before the session-store work: +6.7 MB over 22 rounds, in steps), so the leak check is on
-    the last 5 rounds (100 peers): <= 3 MB, i.e. < 30 kB per peer, and <= 10 MB overall."""
-    proc, ports = await edge_node("churn")
+    the last 5 rounds (100 peers): <= 3 MB, i.e. < 30 kB per peer, and <= 10 MB overall.
+    Admission control is relaxed (``overload_s`` 1 s): this test is about release, and on a slow
+    day of this shared VM 10 peers at once made chunks wait 15 ms and the node refused the rest
+    with RESOURCE_EXHAUSTED, as it should (tests/transport/test_capacity_grpc.py tests that)."""
+    cfg = tmp_path / "churn.toml"
+    cfg.write_text("[batcher]\noverload_s = 1.0\n")
+    proc, ports = await edge_node("churn", "--config", str(cfg))
     port = ports["http"]
     url = f"http://127.0.0.1:{port}"
     x = np.sin(np.arange(48000) / 48000 * 2 * np.pi * 440) * 0.3
@@ -77,7 +83,7 @@ async def test_twenty_peers_ten_times_release_everything() -> None:
     async def round_of_20() -> None:
         results = await asyncio.gather(*(stream_webrtc(url, one_second) for _ in range(20)))
         bad = [
-            (r.session_id, r.summary, r.messages)
+            (r.session_id, r.summary, r.messages, r.error)
             for r in results
             if r.summary.get("chunks", 0) < 45
         ]
