@@ -119,8 +119,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _supervise(args: argparse.Namespace, cfg: ServerConfig, argv: list[str]) -> int:
-    from .workers import Supervisor
-
+    """Replace this process with the lean supervisor (``edge_server.workers``, standard
+    library only): it need not hold numpy, gRPC and the models that this one has loaded."""
     passed: list[str] = []
     skip = {"serve", "--workers", "--grpc-port", "--http-port", "--ports-file"}
     it = iter(argv)
@@ -131,21 +131,14 @@ def _supervise(args: argparse.Namespace, cfg: ServerConfig, argv: list[str]) -> 
                 next(it, None)
             continue
         passed.append(a)
-    n = cfg.workers
-    sup = Supervisor(n=n, argv=passed, host=cfg.host, grpc_port=cfg.grpc_port,
-                     http_port=cfg.http_port)  # fmt: skip
-    sup.start()
+    cmd = [sys.executable, "-m", "edge_server.workers", "--workers", str(cfg.workers),
+           "--host", cfg.host, "--grpc-port", str(cfg.grpc_port),
+           "--http-port", str(cfg.http_port)]  # fmt: skip
     if args.ports_file is not None:
-        import json
-
-        args.ports_file.write_text(json.dumps({"grpc": sup.grpc_port, "http": sup.http_ports[0],
-                                               "http_workers": sup.http_ports}))  # fmt: skip
-    ports = ", ".join(str(p) for p in sup.http_ports)
-    print(f"edge-server: {n} workers on gRPC port {sup.grpc_port}; HTTP ports {ports}",
-          file=sys.stderr, flush=True)  # fmt: skip
-    print(f"edge-server ready grpc={sup.grpc_port} http={sup.http_ports[0]} workers={n}",
-          flush=True)  # fmt: skip
-    return sup.run()
+        cmd += ["--ports-file", str(args.ports_file)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*cmd, "--", *passed])
 
 
 async def _until_signalled() -> None:

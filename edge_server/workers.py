@@ -14,11 +14,16 @@ What differs from one process (documented in docs/capacity.md):
 * ``max_sessions`` and the other limits are per worker.
 
 The supervisor restarts a worker that dies (at most ``MAX_RESTARTS`` per minute) and passes
-SIGTERM/SIGINT on for a graceful drain.
+SIGTERM/SIGINT on for a graceful drain. ``edge-server serve --workers N`` reads its
+configuration, then replaces itself (``exec``) with ``python -m edge_server.workers``: this
+module imports only the standard library, so the supervisor holds ~10 MB instead of the
+~130 MB of a process that has loaded numpy, gRPC, aiortc and the models.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import signal
 import socket
 import subprocess
@@ -26,6 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 MAX_RESTARTS = 5
 
@@ -120,3 +126,33 @@ class Supervisor:
                 rc |= p.wait() or 0
         self._hold.close()
         return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge_server.workers --workers N --host H --grpc-port P --http-port Q
+    [--ports-file F] -- <worker options>``: supervise N ``edge-server serve`` workers."""
+    p = argparse.ArgumentParser(prog="edge_server.workers", description=main.__doc__)
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("--grpc-port", type=int, required=True)
+    p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--ports-file", type=Path, default=None)
+    p.add_argument("worker_argv", nargs=argparse.REMAINDER, help="-- then the workers' options")
+    args = p.parse_args(argv)
+    passed = args.worker_argv[1:] if args.worker_argv[:1] == ["--"] else args.worker_argv
+    sup = Supervisor(n=args.workers, argv=passed, host=args.host, grpc_port=args.grpc_port,
+                     http_port=args.http_port)  # fmt: skip
+    sup.start()
+    if args.ports_file is not None:
+        args.ports_file.write_text(json.dumps({"grpc": sup.grpc_port, "http": sup.http_ports[0],
+                                               "http_workers": sup.http_ports}))  # fmt: skip
+    ports = ", ".join(str(p) for p in sup.http_ports)
+    print(f"edge-server: {sup.n} workers on gRPC port {sup.grpc_port}; HTTP ports {ports}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    print(f"edge-server ready grpc={sup.grpc_port} http={sup.http_ports[0]} workers={sup.n}",
+          flush=True)  # fmt: skip
+    return sup.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

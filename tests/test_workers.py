@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
@@ -41,6 +42,13 @@ async def test_two_workers_share_the_port_and_stop_together() -> None:
         nodes = await asyncio.gather(*(_stream_node(ports["grpc"]) for _ in range(12)))
         # connections are spread by the kernel: with 12, both workers serve (p = 1 - 2^-11)
         assert set(nodes) == {"wk-w0", "wk-w1"}, nodes
+        # the supervisor is the lean one (exec'd, standard library only): ~13 MB, where a
+        # process with numpy, gRPC, aiortc and the models loaded holds ~130 MB
+        status = await asyncio.to_thread(Path(f"/proc/{proc.pid}/status").read_text)
+        cmdline = await asyncio.to_thread(Path(f"/proc/{proc.pid}/cmdline").read_text)
+        assert "edge_server.workers" in cmdline, cmdline
+        rss_kb = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
+        assert rss_kb < 40_000, rss_kb
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
