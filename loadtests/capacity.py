@@ -340,8 +340,17 @@ async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
         return out
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat: the hypervisor's share of a VM."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields[:8])
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     bench = Bench(args)
+    steal0, total0 = _cpu_ticks()
     rows: dict[str, list[dict[str, object]]] = {"edge": [], "echo": []}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
@@ -357,6 +366,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     continue
                 print(f"repeat {r + 1}: {kind}", flush=True)
                 rows[kind].append(await bench.ramp(kind, cfg))
+    steal1, total1 = _cpu_ticks()
     med = statistics.median
     edge, echo = rows["edge"], rows["echo"]
     caps = [int(e["capacity"]) for e in edge] or [0]  # type: ignore[call-overload]
@@ -375,7 +385,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "ratio": round(med(c / max(f, 1) for c, f in zip(caps, floors, strict=False)), 3),
         "sessions_ours_each": caps,
         "sessions_echo_each": floors,
+        "cpu_steal_pct": round(100 * (steal1 - steal0) / max(total1 - total0, 1), 2),
     }
+    weak = sum(1 for e in echo if int(e["capacity"]) < args.start)  # type: ignore[call-overload]
+    if weak:
+        # a bare echo server that cannot hold the first level means the machine (a busy or
+        # jittery VM), not the servers, set this run's figures: say so in the result
+        summary["warning"] = (
+            f"the echo floor failed its first level ({args.start} sessions) in {weak} of "
+            f"{len(echo)} repeats: the machine, not the servers, limited this run"
+        )
     if at80:
 
         def m(key: str) -> float:

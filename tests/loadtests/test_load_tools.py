@@ -54,7 +54,11 @@ async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
     assert summary["p99_limit_ms"] == 250
     assert summary["sessions_ours"] >= 2 and summary["sessions_echo_floor"] >= 2
     keys = ("ratio", "at80_p99_ms", "server_cpu_us_per_audio_s_per_session",
-            "rss_per_session_mb", "rss_total_at_capacity_mb", "at80_generator_cores")  # fmt: skip
+            "rss_per_session_mb", "rss_total_at_capacity_mb", "at80_generator_cores",
+            "cpu_steal_pct")  # fmt: skip
     for key in keys:
         assert key in summary, key
+    assert 0.0 <= summary["cpu_steal_pct"] <= 100.0
+    # the echo floor held its first level (2 sessions at p99 <= 250 ms): no machine warning
+    assert "warning" not in summary, summary["warning"]
     assert png.stat().st_size > 10_000
