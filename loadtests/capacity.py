@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -40,54 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtests.capacity_plot import plot_levels
+from loadtests.procstat import cpu_s, cpu_ticks, rss_mb, tree
+
 P99_LIMIT_MS = 20.0
-TICK_HZ = os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if ppid == pid:
-                out.append(int(d))
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    pids = [pid]
-    for c in _children(pid):
-        pids += _tree(c)
-    return pids
-
-
-def _cpu_s(pids: list[int]) -> float:
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
-    return total / TICK_HZ
-
-
-def _rss_mb(pids: list[int]) -> float:
-    total = 0.0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
 
 
 @dataclass
@@ -185,12 +140,12 @@ class Bench:
         )
         await asyncio.sleep(self.a.settle_s)
         await asyncio.gather(*(g.ask({"cmd": "mark"}) for g in gens))
-        s0, t0 = _cpu_s(server_pids), time.monotonic()
+        s0, t0 = cpu_s(server_pids), time.monotonic()
         g0 = [float((await g.ask({"cmd": "report"}))["cpu_s"]) for g in gens]
         await asyncio.sleep(hold_s)
         reps = await asyncio.gather(*(g.ask({"cmd": "report"}) for g in gens))
         dt = time.monotonic() - t0
-        s1 = _cpu_s(server_pids)
+        s1 = cpu_s(server_pids)
         lat = np.concatenate([np.asarray(r["lat_us"], dtype=np.float64) for r in reps]) / 1e3
         pct = np.percentile(lat, [50, 95, 99]) if lat.size else np.full(3, math.inf)
         return Level(
@@ -205,7 +160,7 @@ class Bench:
             active=sum(int(r["active"]) for r in reps),  # type: ignore[call-overload]
             server_cores=(s1 - s0) / dt,
             gen_cores=sum(float(r["cpu_s"]) - c for r, c in zip(reps, g0, strict=True)) / dt,  # type: ignore[arg-type]
-            rss_mb=_rss_mb(server_pids),
+            rss_mb=rss_mb(server_pids),
             reject_ms=[x for s in sets for x in s["reject_ms"]],  # type: ignore[attr-defined]
             p99_limit_ms=self.a.p99_limit_ms,
         )
@@ -219,8 +174,8 @@ class Bench:
         gens: list[Gen] = []
         try:
             await asyncio.sleep(1.0)
-            pids = _tree(proc.pid)
-            idle = _rss_mb(pids)
+            pids = tree(proc.pid)
+            idle = rss_mb(pids)
             gens = await self._gens(port, slow_down)
             yield pids, idle, gens
         finally:
@@ -340,17 +295,9 @@ async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
         return out
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(steal, total) jiffies of all CPUs from /proc/stat: the hypervisor's share of a VM."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    steal = fields[7] if len(fields) > 7 else 0
-    return steal, sum(fields[:8])
-
-
 async def run(args: argparse.Namespace) -> dict[str, object]:
     bench = Bench(args)
-    steal0, total0 = _cpu_ticks()
+    steal0, total0 = cpu_ticks()
     rows: dict[str, list[dict[str, object]]] = {"edge": [], "echo": []}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
@@ -366,7 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     continue
                 print(f"repeat {r + 1}: {kind}", flush=True)
                 rows[kind].append(await bench.ramp(kind, cfg))
-    steal1, total1 = _cpu_ticks()
+    steal1, total1 = cpu_ticks()
     med = statistics.median
     edge, echo = rows["edge"], rows["echo"]
     caps = [int(e["capacity"]) for e in edge] or [0]  # type: ignore[call-overload]
@@ -430,38 +377,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if rej:
             summary["refusal_ms_max"] = round(max(rej), 1)
     if args.plot:
-        _plot(rows, Path(args.plot), limit_ms=args.p99_limit_ms)
+        plot_levels(rows, Path(args.plot), limit_ms=args.p99_limit_ms)
         summary["plot"] = str(args.plot)
     return summary
-
-
-def _plot(rows: dict[str, list[dict[str, object]]], path: Path, *, limit_ms: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    colours = {"edge": "tab:blue", "echo": "tab:grey"}
-    names = {"edge": "seminote-edge (onsets+features+fast notes)", "echo": "echo floor"}
-    for kind, runs in rows.items():
-        for r, run in enumerate(runs):
-            lv = sorted(run["levels"], key=lambda x: x["sessions"])  # type: ignore[arg-type, index]
-            xs = [x["sessions"] for x in lv]
-            ax.plot(xs, [x["p99_ms"] for x in lv], "o-", color=colours[kind], alpha=0.8,
-                    label=f"{names[kind]} p99" if r == 0 else None)  # fmt: skip
-            ax.plot(xs, [x["p50_ms"] for x in lv], "x--", color=colours[kind], alpha=0.5,
-                    label=f"{names[kind]} p50" if r == 0 else None)  # fmt: skip
-    ax.axhline(limit_ms, color="tab:red", lw=1, ls=":", label=f"p99 limit {limit_ms:g} ms")
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrent real-time sessions (1024-frame chunks, 43 msg/s each)")
-    ax.set_ylabel("audio-to-result latency, ms")
-    ax.set_title("Latency vs sessions on one 2-core node (generators on the same machine)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
 
 
 def main() -> None:

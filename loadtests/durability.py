@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,15 +28,10 @@ import numpy as np
 from clients.analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
 from clients.demo import EXCERPT
 from clients.wav import WavAudio, read_wav
+from loadtests.procstat import cpu_s
 from tests.redis_server import RedisServer
 
 MODES = ("memory", "redis", "redis+cloud")
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
@@ -90,9 +84,9 @@ async def _run(
     node, line = await _spawn("serve", "--grpc-port", "0", "--http-port", "0", *extra)
     port = int(line.split("grpc=")[1].split()[0])
     try:
-        c0 = _cpu_s(node.pid)
+        c0 = cpu_s([node.pid])
         lat, audio_s = await _load(port, audio, streams, seconds)
-        cpu = _cpu_s(node.pid) - c0
+        cpu = cpu_s([node.pid]) - c0
     finally:
         for p in (node, sink):
             if p is not None:
