@@ -162,7 +162,8 @@ class EdgeNode:
         host = c.host if c.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         return NodeInfo(
             node_id=c.node_id,
-            address=r.advertise or f"{host}:{self.grpc_port}",
+            # a worker of --workers N registers its own port (routers balance the workers)
+            address=r.advertise or f"{host}:{self.grpc.own_port or self.grpc_port}",
             provider=r.provider,
             zone=c.zone,
             region=r.region,

@@ -12,6 +12,9 @@ What differs from one process (documented in docs/capacity.md):
 * a resume or GetSession may reach another worker: use the Redis session store
   (``--store redis://...``) so that resume works across workers as across nodes;
 * ``max_sessions`` and the other limits are per worker.
+* each worker also listens on a gRPC port of its own and registers that one (as
+  ``<node-id>-w<i>``): the kernel spreads the shared port's connections by hash, unevenly at
+  a node's session counts, while a router balances registered workers by their load.
 
 The supervisor restarts a worker that dies (at most ``MAX_RESTARTS`` per minute) and passes
 SIGTERM/SIGINT on for a graceful drain. ``edge-server serve --workers N`` reads its

@@ -10,7 +10,9 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
+from router.registry import open_registry
 from tests.procs import spawn
+from tests.redis_server import RedisServer
 from tests.transport.helpers import audio, config, note_chunks
 
 
@@ -50,5 +52,31 @@ async def test_two_workers_share_the_port_and_stop_together() -> None:
         rss_kb = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
         assert rss_kb < 40_000, rss_kb
     finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_each_worker_registers_a_port_of_its_own(redis_server: RedisServer) -> None:
+    """With a registry, each worker registers a gRPC port only it listens on (not the shared
+    one, which the kernel spreads by connection hash), so that a router's load-aware choice
+    balances the workers; a stream to that port reaches that worker."""
+    proc, ports = await spawn(
+        "edge_server.cli", "serve", "--grpc-port", "0", "--http-port", "0", "--workers", "2",
+        "--node-id", "wr", "--registry", redis_server.url,
+    )  # fmt: skip
+    reg = open_registry(redis_server.url)
+    try:
+        for _ in range(100):
+            nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
+            if len(nodes) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert set(nodes) == {"wr-w0", "wr-w1"}, nodes
+        own = {nid: int(addr.rsplit(":", 1)[1]) for nid, addr in nodes.items()}
+        assert ports["grpc"] not in own.values() and len(set(own.values())) == 2, (ports, own)
+        for nid, port in own.items():
+            assert await _stream_node(port) == nid
+    finally:
+        await reg.close()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0

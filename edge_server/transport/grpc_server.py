@@ -50,6 +50,15 @@ class GrpcEndpoint:
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
             raise OSError(f"could not bind gRPC port {host}:{port}")
+        #: with ``reuse_port`` (one of several worker processes on ``port``) also a port of this
+        #: process alone: the kernel spreads the shared port's connections by hash, unevenly at
+        #: a node's session counts, while a router that knows each worker's load can send a
+        #: client to the least loaded one there (docs/capacity.md)
+        self.own_port: int | None = None
+        if reuse_port:
+            self.own_port = self.server.add_insecure_port(f"{host}:0")
+            if self.own_port == 0:
+                raise OSError(f"could not bind a gRPC port of this worker on {host}")
 
     async def start(self) -> None:
         await self.server.start()
