@@ -112,7 +112,8 @@ async def _serve(args: argparse.Namespace) -> int:
         import json
 
         args.ports_file.write_text(json.dumps({"grpc": node.grpc_port, "http": node.http_port}))
-    print(f"edge-server ready grpc={node.grpc_port} http={node.http_port}", flush=True)
+    own = f" own={node.grpc.own_port}" if node.grpc.own_port else ""
+    print(f"edge-server ready grpc={node.grpc_port} http={node.http_port}{own}", flush=True)
     await _until_signalled()
     await node.stop()
     return 0

@@ -74,6 +74,8 @@ class Supervisor:
         self._http_base = http_port
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * n
         self.http_ports: list[int] = [0] * n
+        #: each worker's gRPC port of its own (0: it reported none)
+        self.own_ports: list[int] = [0] * n
         self._restarts: deque[float] = deque()
         self._stopping = threading.Event()
 
@@ -92,6 +94,8 @@ class Supervisor:
             raise RuntimeError(f"worker {i} did not start: {line.strip() or 'no output'}")
         if "http=" in line:
             self.http_ports[i] = int(line.split("http=")[1].split()[0])
+        if "own=" in line:
+            self.own_ports[i] = int(line.split("own=")[1].split()[0])
         self._procs[i] = p
 
     def start(self) -> None:
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     sup.start()
     if args.ports_file is not None:
         args.ports_file.write_text(json.dumps({"grpc": sup.grpc_port, "http": sup.http_ports[0],
-                                               "http_workers": sup.http_ports}))  # fmt: skip
+                                               "http_workers": sup.http_ports,
+                                               "grpc_workers": sup.own_ports}))  # fmt: skip
     ports = ", ".join(str(p) for p in sup.http_ports)
     print(f"edge-server: {sup.n} workers on gRPC port {sup.grpc_port}; HTTP ports {ports}",
           file=sys.stderr, flush=True)  # fmt: skip

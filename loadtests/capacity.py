@@ -106,25 +106,39 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.a = args
 
-    async def _server(self, kind: str, cfg: Path) -> tuple[asyncio.subprocess.Process, int]:
+    async def _server(self, kind: str, cfg: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
+        """The started server and the addresses its load goes to: the shared port, or for
+        ``edge-own`` each worker's own port (as a router that balances workers would)."""
         w = str(self.a.workers)
-        if kind == "edge":
+        ports_file = cfg.with_name("ports.json")
+        if kind.startswith("edge"):
             cmd = [sys.executable, "-m", "edge_server.cli", "serve", "--grpc-port", "0",
                    "--http-port", "0", "--workers", w, "--loop", self.a.loop,
-                   "--config", str(cfg), "--log-level", "WARNING"]  # fmt: skip
+                   "--config", str(cfg), "--log-level", "WARNING",
+                   "--ports-file", str(ports_file)]  # fmt: skip
         else:
             cmd = [sys.executable, "-m", "loadtests.echo_server", "--port", "0", "--workers", w,
                    "--loop", self.a.loop]  # fmt: skip
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
-        return proc, int(line.split("grpc=")[1].split()[0])
+        shared = [f"127.0.0.1:{int(line.split('grpc=')[1].split()[0])}"]
+        if kind != "edge-own":
+            return proc, shared
+        own = [int(p) for p in json.loads(ports_file.read_text()).get("grpc_workers", []) if p]
+        if len(own) != self.a.workers:
+            raise RuntimeError(f"edge-own: the workers' own ports are not all known: {own}")
+        return proc, [f"127.0.0.1:{p}" for p in own]
 
-    async def _gens(self, port: int, slow_down: float = 1.0) -> list[Gen]:
+    async def _gens(self, targets: list[str], slow_down: float = 1.0) -> list[Gen]:
         gens = []
-        for _ in range(self.a.generators):
+        for i in range(self.a.generators):
+            # each generator starts its alternation at another target, so that their
+            # sessions add up evenly over the targets
+            k = i % len(targets)
+            target = ",".join(targets[k:] + targets[:k])
             p = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "loadtests.loadgen", "--target", f"127.0.0.1:{port}",
+                sys.executable, "-m", "loadtests.loadgen", "--target", target,
                 "--channels", str(self.a.channels), "--slow-down", str(slow_down),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,
             )  # fmt: skip
@@ -170,13 +184,13 @@ class Bench:
         self, kind: str, cfg: Path, slow_down: float = 1.0
     ) -> AsyncIterator[tuple[list[int], float, list[Gen]]]:
         """A started server and generators: (server pids, idle server RSS MB, generators)."""
-        proc, port = await self._server(kind, cfg)
+        proc, targets = await self._server(kind, cfg)
         gens: list[Gen] = []
         try:
             await asyncio.sleep(1.0)
             pids = tree(proc.pid)
             idle = rss_mb(pids)
-            gens = await self._gens(port, slow_down)
+            gens = await self._gens(targets, slow_down)
             yield pids, idle, gens
         finally:
             await _stop(gens, proc)
@@ -189,7 +203,7 @@ class Bench:
                 lv = await self._level(n, gens, pids, hold_s)
                 levels.append(lv)
                 print(
-                    f"  {kind:4s} {n:5d} sessions: p50 {lv.p50_ms:6.2f} p95 {lv.p95_ms:6.2f} "
+                    f"  {kind:8s} {n:5d} sessions: p50 {lv.p50_ms:6.2f} p95 {lv.p95_ms:6.2f} "
                     f"p99 {lv.p99_ms:7.2f} ms  behind {lv.behind} refused {lv.rejected} "
                     f"errors {lv.errors} flow {lv.flow}  server {lv.server_cores:.2f} cores, "
                     f"generators {lv.gen_cores:.2f} cores, RSS {lv.rss_mb:.0f} MB  "
@@ -227,7 +241,7 @@ class Bench:
                 "idle_rss_mb": idle_rss,
                 "rss_at_capacity_mb": good.rss_mb if good else idle_rss,
             }
-            if kind == "edge" and lo > 0:
+            if kind.startswith("edge") and lo > 0:
                 await asyncio.gather(*(g.ask({"cmd": "set", "n": 0}) for g in gens))
                 await asyncio.sleep(1.0)
                 at80 = await run(max(1, round(0.8 * lo)), self.a.hold_s)
@@ -298,7 +312,8 @@ async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     bench = Bench(args)
     steal0, total0 = cpu_ticks()
-    rows: dict[str, list[dict[str, object]]] = {"edge": [], "echo": []}
+    kinds = [args.only] if args.only else args.kinds.split(",")
+    rows: dict[str, list[dict[str, object]]] = {k: [] for k in ("edge", "echo", *kinds)}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
         # only load (the batcher's overload signal) limits admission, not a session count
@@ -308,9 +323,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if args.memory_sessions:
             return await memory(args, cfg)
         for r in range(args.repeats):
-            for kind in ["edge", "echo"] if r % 2 == 0 else ["echo", "edge"]:
-                if args.only and kind != args.only:
-                    continue
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
                 print(f"repeat {r + 1}: {kind}", flush=True)
                 rows[kind].append(await bench.ramp(kind, cfg))
     steal1, total1 = cpu_ticks()
@@ -328,12 +341,23 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "repeats": args.repeats,
         "p99_limit_ms": args.p99_limit_ms,
         "sessions_ours": med(caps),
-        "sessions_echo_floor": med(floors),
-        "ratio": round(med(c / max(f, 1) for c, f in zip(caps, floors, strict=False)), 3),
         "sessions_ours_each": caps,
-        "sessions_echo_each": floors,
         "cpu_steal_pct": round(100 * (steal1 - steal0) / max(total1 - total0, 1), 2),
     }
+    if echo:  # the ratio only when both ran, in this run
+        summary |= {
+            "sessions_echo_floor": med(floors),
+            "ratio": round(med(c / max(f, 1) for c, f in zip(caps, floors, strict=False)), 3),
+            "sessions_echo_each": floors,
+        }
+    if rows.get("edge-own"):
+        own = [int(e["capacity"]) for e in rows["edge-own"]]  # type: ignore[call-overload]
+        summary["sessions_ours_own_ports"] = med(own)
+        summary["sessions_ours_own_ports_each"] = own
+        if rows["edge"]:
+            summary["own_ports_vs_shared"] = round(
+                med(o / max(c, 1) for o, c in zip(own, caps, strict=False)), 3
+            )
     weak = sum(1 for e in echo if int(e["capacity"]) < args.start)  # type: ignore[call-overload]
     if weak:
         # a bare echo server that cannot hold the first level means the machine (a busy or
@@ -405,6 +429,12 @@ def main() -> None:
     )
     p.add_argument("--plot", default="loadtests/out/capacity.png")
     p.add_argument("--only", choices=["edge", "echo"], default=None, help="one server only")
+    p.add_argument(
+        "--kinds",
+        default="edge,echo",
+        help="servers to ramp, in order (reversed every other repeat): edge, echo, and edge-own "
+        "(ours, its load sent to each worker's own port as a load-aware router would spread it)",
+    )
     p.add_argument("--soak-s", type=float, default=0.0, help="instead: hold ours this long")
     p.add_argument("--soak-sessions", type=int, default=12, help="sessions held by --soak-s")
     p.add_argument("--memory-sessions", type=int, default=0, help="instead: RSS per session")

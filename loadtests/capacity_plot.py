@@ -12,8 +12,12 @@ def plot_levels(rows: dict[str, list[dict[str, object]]], path: Path, *, limit_m
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    colours = {"edge": "tab:blue", "echo": "tab:grey"}
-    names = {"edge": "seminote-edge (onsets+features+fast notes)", "echo": "echo floor"}
+    colours = {"edge": "tab:blue", "echo": "tab:grey", "edge-own": "tab:green"}
+    names = {
+        "edge": "seminote-edge (onsets+features+fast notes)",
+        "echo": "echo floor",
+        "edge-own": "seminote-edge, workers' own ports",
+    }
     for kind, runs in rows.items():
         for r, run in enumerate(runs):
             lv = sorted(run["levels"], key=lambda x: x["sessions"])  # type: ignore[arg-type, index]

@@ -10,7 +10,8 @@ order). Chunk ``i`` counts as captured when its last sample would have been, ``t
 falls behind shows up as growing latency and as *late* sends, never hidden.
 
 Sessions are spread round-robin over ``--channels`` HTTP/2 connections (many streams per
-connection cost less per message than one connection each).
+connection cost less per message than one connection each); with several ``--target``
+addresses (e.g. the workers' own ports) the connections alternate between them.
 
 Commands, one JSON object per line on stdin; each gets one JSON line on stdout:
 
@@ -63,9 +64,12 @@ class Generator:
         slow_down: float = 1.0,
         chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
+        targets = target.split(",")  # channels round-robin over them
         self._channels = [
-            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(channels)
+            grpc.aio.insecure_channel(
+                targets[i % len(targets)], options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for i in range(channels)
         ]
         self._stubs = [pb_grpc.AudioAnalysisStub(c) for c in self._channels]  # type: ignore[no-untyped-call]
         audio = read_wav(EXCERPT)
@@ -225,7 +229,9 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--target", required=True)
+    p.add_argument(
+        "--target", required=True, help="HOST:PORT, or several comma-separated (channels alternate)"
+    )
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--behind-ms", type=float, default=100.0)
     p.add_argument("--analyses", default="ONSETS,FEATURES,NOTES")
