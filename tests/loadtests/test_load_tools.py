@@ -45,7 +45,7 @@ async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
         sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
         "--growth", "2", "--max-sessions", "4", "--bisect", "0", "--settle-s", "0.5",
         "--window-s", "1", "--hold-s", "1", "--generators", "1", "--plot", str(png),
-        "--p99-limit-ms", "250",
+        "--p99-limit-ms", "250", "--kinds", "edge,echo,edge-own",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(bench.communicate(), 240)
@@ -53,6 +53,8 @@ async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
     summary = json.loads(out.decode().strip().splitlines()[-1])
     assert summary["p99_limit_ms"] == 250
     assert summary["sessions_ours"] >= 2 and summary["sessions_echo_floor"] >= 2
+    # ours again, its load sent to each worker's own port (from the supervisor's ports file)
+    assert summary["sessions_ours_own_ports"] >= 2 and "own_ports_vs_shared" in summary
     keys = ("ratio", "at80_p99_ms", "server_cpu_us_per_audio_s_per_session",
             "rss_per_session_mb", "rss_total_at_capacity_mb", "at80_generator_cores",
             "cpu_steal_pct")  # fmt: skip
