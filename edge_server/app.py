@@ -120,7 +120,11 @@ class EdgeNode:
             credit_chunks=config.credit_chunks,
         )
         self.grpc = GrpcEndpoint(
-            service=service, host=config.host, port=config.grpc_port, reuse_port=config.reuse_port
+            service=service,
+            host=config.host,
+            port=config.grpc_port,
+            reuse_port=config.reuse_port,
+            own_port=config.own_grpc_port,
         )
         self.gateway = WebRtcGateway(
             manager=self.manager,

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="serving processes on one port (default 1)"
     )
     s.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--own-grpc-port", type=int, default=0, help=argparse.SUPPRESS)
     s.add_argument(
         "--loop", choices=["asyncio", "uvloop"], default=None, help="event loop (default uvloop)"
     )
@@ -104,7 +105,10 @@ async def _serve(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, **sync_changes))
     if args.worker_index is not None:  # one of --workers N processes sharing the port
         cfg = dataclasses.replace(
-            cfg, node_id=f"{cfg.node_id}-w{args.worker_index}", reuse_port=True
+            cfg,
+            node_id=f"{cfg.node_id}-w{args.worker_index}",
+            reuse_port=True,
+            own_grpc_port=args.own_grpc_port,
         )
     node = EdgeNode(cfg)
     await node.start()

@@ -93,6 +93,9 @@ class ServerConfig:
     workers: int = 1
     #: bind the gRPC port with SO_REUSEPORT (set for each of ``workers`` > 1 processes)
     reuse_port: bool = False
+    #: with ``reuse_port``: the port this worker alone listens on (0: any free one; a restarted
+    #: worker gets its predecessor's, so that its registered address stays the same)
+    own_grpc_port: int = 0
     #: "uvloop" (the Capacity issue measured 8-12 % less CPU per gRPC message) or "asyncio"
     event_loop: str = "uvloop"
     #: chunks a client may have unanswered (StreamStarted.credit_chunks)

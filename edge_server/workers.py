@@ -86,6 +86,8 @@ class Supervisor:
             "--grpc-port", str(self.grpc_port), "--http-port", str(http),
             "--worker-index", str(i),
         ]  # fmt: skip
+        if self.own_ports[i]:  # a restart: the same own port, so the same registered address
+            cmd += ["--own-grpc-port", str(self.own_ports[i])]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         assert p.stdout is not None
         line = p.stdout.readline().decode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
+from loadtests.procstat import children
 from router.registry import open_registry
 from tests.procs import spawn
 from tests.redis_server import RedisServer
@@ -76,6 +79,58 @@ async def test_each_worker_registers_a_port_of_its_own(redis_server: RedisServer
         assert ports["grpc"] not in own.values() and len(set(own.values())) == 2, (ports, own)
         for nid, port in own.items():
             assert await _stream_node(port) == nid
+    finally:
+        await reg.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_a_restarted_worker_keeps_its_own_port(redis_server: RedisServer) -> None:
+    """A worker killed with SIGKILL is restarted by the supervisor on the port it had, so its
+    registered address stays valid (a new port would be refused under the old id until the
+    dead worker's registration expired)."""
+    proc, ports = await spawn(
+        "edge_server.cli", "serve", "--grpc-port", "0", "--http-port", "0", "--workers", "2",
+        "--node-id", "wk9", "--registry", redis_server.url,
+    )  # fmt: skip
+    reg = open_registry(redis_server.url)
+
+    def worker_pid(i: int) -> int | None:
+        for pid in children(proc.pid):
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if (
+                    b"--worker-index" in args
+                    and args[args.index(b"--worker-index") + 1] == b"%d" % i
+                ):
+                    return pid
+        return None
+
+    try:
+        for _ in range(100):
+            nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
+            if len(nodes) == 2:
+                break
+            await asyncio.sleep(0.1)
+        port0 = int(nodes["wk9-w0"].rsplit(":", 1)[1])
+        old = await asyncio.to_thread(worker_pid, 0)
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        for _ in range(200):  # the supervisor polls every 0.5 s; a worker starts in a few s
+            new = await asyncio.to_thread(worker_pid, 0)
+            if new not in (None, old):
+                break
+            await asyncio.sleep(0.1)
+        assert new not in (None, old)
+        got = None
+        for _ in range(100):
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                got = await _stream_node(port0)
+                break
+            await asyncio.sleep(0.2)
+        assert got == "wk9-w0"
+        nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
+        assert int(nodes["wk9-w0"].rsplit(":", 1)[1]) == port0
     finally:
         await reg.close()
         proc.send_signal(signal.SIGTERM)

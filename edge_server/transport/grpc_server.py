@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from seminote.edge.v1 import analysis_pb2, analysis_pb2_grpc
 
 from .grpc_service import AudioAnalysisService
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AudioAnalysis"].full_name
 
@@ -36,7 +40,13 @@ class GrpcEndpoint:
     """The node's gRPC server and its health servicer."""
 
     def __init__(
-        self, *, service: AudioAnalysisService, host: str, port: int, reuse_port: bool = False
+        self,
+        *,
+        service: AudioAnalysisService,
+        host: str,
+        port: int,
+        reuse_port: bool = False,
+        own_port: int = 0,
     ) -> None:
         options = server_options(reuse_port=reuse_port)
         self.server = grpc.aio.server(options=options)
@@ -56,9 +66,22 @@ class GrpcEndpoint:
         #: client to the least loaded one there (docs/capacity.md)
         self.own_port: int | None = None
         if reuse_port:
-            self.own_port = self.server.add_insecure_port(f"{host}:0")
-            if self.own_port == 0:
-                raise OSError(f"could not bind a gRPC port of this worker on {host}")
+            self.own_port = self._bind_own(host, own_port)
+
+    def _bind_own(self, host: str, port: int) -> int:
+        """``port`` (a restarted worker's predecessor's), or any free one if it is taken."""
+        if port:
+            try:
+                bound = self.server.add_insecure_port(f"{host}:{port}")
+            except RuntimeError:  # grpcio raises when the port cannot be bound
+                bound = 0
+            if bound:
+                return int(bound)
+            log.warning("gRPC port %s:%d is taken; this worker listens on another", host, port)
+        bound = self.server.add_insecure_port(f"{host}:0")
+        if bound == 0:
+            raise OSError(f"could not bind a gRPC port of this worker on {host}")
+        return int(bound)
 
     async def start(self) -> None:
         await self.server.start()
