@@ -317,7 +317,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
         # only load (the batcher's overload signal) limits admission, not a session count
-        cfg.write_text("[manager]\nmax_sessions = 100000\n")
+        text = "[manager]\nmax_sessions = 100000\n"
+        if args.batcher_budget_s is not None:  # the batcher's wait for more chunks (default 3 ms)
+            text += f"[batcher]\nbudget_s = {args.batcher_budget_s}\n"
+        cfg.write_text(text)
         if args.soak_s:
             return await soak(args, cfg)
         if args.memory_sessions:
@@ -429,6 +432,13 @@ def main() -> None:
     )
     p.add_argument("--plot", default="loadtests/out/capacity.png")
     p.add_argument("--only", choices=["edge", "echo"], default=None, help="one server only")
+    p.add_argument(
+        "--batcher-budget-s",
+        type=float,
+        default=None,
+        help="ours: the longest a chunk waits for others to join its batch (default: the "
+        "node's, 3 ms)",
+    )
     p.add_argument(
         "--kinds",
         default="edge,echo",
