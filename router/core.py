@@ -56,6 +56,8 @@ class Router:
             raise ValueError(f"unknown strategy {default_strategy!r}")
         self.default_strategy = default_strategy
         self.pending: dict[str, int] = {}
+        #: when each pending client was sent (router clock), oldest first
+        self._sent_at: dict[str, list[float]] = {}
         self._rng = random.Random(seed)
 
     def set_strategy(self, strategy: Strategy) -> None:
@@ -87,11 +89,23 @@ class Router:
         return [RankedNode(r, s, ctx.rtt_ms(r, req)) for r, s in zip(ranked, scores, strict=True)]
 
     def assigned(self, node_id: str) -> None:
-        """A client was sent to ``node_id`` (counts until the node's next load report)."""
-        self.pending[node_id] = self.pending.get(node_id, 0) + 1
+        """A client was sent to ``node_id`` (counts until a load report includes it)."""
+        self._sent_at.setdefault(node_id, []).append(self._clock())
+        self.pending[node_id] = len(self._sent_at[node_id])
 
-    def load_reported(self, node_id: str) -> None:
-        self.pending.pop(node_id, None)
+    def load_reported(self, node_id: str, *, lag_s: float = 0.0) -> None:
+        """A new load report of ``node_id``: it includes the clients sent to it more than
+        ``lag_s`` ago. A report sampled before a client connected must not erase it: in a
+        burst, each report of one node would otherwise draw the next clients back to it
+        (tests/router/test_cluster.py). The simulation's reports are exact (``lag_s`` 0)."""
+        cutoff = self._clock() - lag_s
+        sent = [t for t in self._sent_at.get(node_id, []) if t > cutoff]
+        if sent:
+            self._sent_at[node_id] = sent
+            self.pending[node_id] = len(sent)
+        else:
+            self._sent_at.pop(node_id, None)
+            self.pending.pop(node_id, None)
 
     def report(self, *, client_key: str, node_id: str, rtt_ms: float | None, ok: bool) -> None:
         self.stats.report(

@@ -38,6 +38,11 @@ from .strategies import RouteRequest
 
 log = logging.getLogger(__name__)
 
+#: a load report seen now may have been sampled before the clients sent in this last interval
+#: reached the node (heartbeat interval, registry poll, the client's connect): they stay
+#: counted as pending
+REPORT_LAG_S = 1.0
+
 GRPC_STATUS = {
     ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
@@ -103,7 +108,9 @@ class RouterService:
             live.add(nid)
             if self._seen_updates.get(nid) != r.updated_at:
                 self._seen_updates[nid] = r.updated_at
-                self.router.load_reported(nid)
+                # the report may predate clients sent in the last REPORT_LAG_S (its heartbeat,
+                # this cache's poll and the client's connect): they stay counted
+                self.router.load_reported(nid, lag_s=REPORT_LAG_S)
         for nid in [n for n in self._seen_updates if n not in live]:
             del self._seen_updates[nid]
         self.router.stats.forget(live)

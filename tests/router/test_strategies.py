@@ -86,3 +86,16 @@ def test_bad_route_requests(req: RouteRequest, needle: str) -> None:
     with pytest.raises(RouterError) as e:
         _router([record("a")]).pick(req)
     assert needle in e.value.message
+
+
+def test_a_load_report_keeps_the_clients_sent_within_its_lag() -> None:
+    now = [0.0]
+    r = _router([record("a"), record("b")], now=now)
+    r.assigned("a")  # t = 0
+    now[0] = 0.8
+    r.assigned("a")  # t = 0.8
+    now[0] = 1.5
+    r.load_reported("a", lag_s=1.0)  # sampled after t = 0.5 at the latest: the 0.8 one stays
+    assert r.pending == {"a": 1}
+    r.load_reported("a")  # an exact report (the simulation's) includes every client
+    assert r.pending == {}
