@@ -94,10 +94,9 @@ class Supervisor:
         if "ready" not in line:
             p.kill()
             raise RuntimeError(f"worker {i} did not start: {line.strip() or 'no output'}")
-        if "http=" in line:
-            self.http_ports[i] = int(line.split("http=")[1].split()[0])
-        if "own=" in line:
-            self.own_ports[i] = int(line.split("own=")[1].split()[0])
+        ready = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)  # grpc=, http=, own=
+        self.http_ports[i] = int(ready.get("http", 0))
+        self.own_ports[i] = int(ready.get("own", 0))
         self._procs[i] = p
 
     def start(self) -> None:

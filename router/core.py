@@ -55,10 +55,14 @@ class Router:
         if default_strategy not in self._strategies:
             raise ValueError(f"unknown strategy {default_strategy!r}")
         self.default_strategy = default_strategy
-        self.pending: dict[str, int] = {}
         #: when each pending client was sent (router clock), oldest first
         self._sent_at: dict[str, list[float]] = {}
         self._rng = random.Random(seed)
+
+    @property
+    def pending(self) -> dict[str, int]:
+        """Clients sent to each node that no load report includes yet."""
+        return {nid: len(sent) for nid, sent in self._sent_at.items()}
 
     def set_strategy(self, strategy: Strategy) -> None:
         self._strategies[strategy.name] = strategy
@@ -91,7 +95,6 @@ class Router:
     def assigned(self, node_id: str) -> None:
         """A client was sent to ``node_id`` (counts until a load report includes it)."""
         self._sent_at.setdefault(node_id, []).append(self._clock())
-        self.pending[node_id] = len(self._sent_at[node_id])
 
     def load_reported(self, node_id: str, *, lag_s: float = 0.0) -> None:
         """A new load report of ``node_id``: it includes the clients sent to it more than
@@ -102,10 +105,8 @@ class Router:
         sent = [t for t in self._sent_at.get(node_id, []) if t > cutoff]
         if sent:
             self._sent_at[node_id] = sent
-            self.pending[node_id] = len(sent)
         else:
             self._sent_at.pop(node_id, None)
-            self.pending.pop(node_id, None)
 
     def report(self, *, client_key: str, node_id: str, rtt_ms: float | None, ok: bool) -> None:
         self.stats.report(

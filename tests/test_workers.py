@@ -12,8 +12,8 @@ import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
-from loadtests.procstat import children
-from router.registry import open_registry
+from loadtests.procstat import children, rss_mb
+from router.registry import Registry, open_registry
 from tests.procs import spawn
 from tests.redis_server import RedisServer
 from tests.transport.helpers import audio, config, note_chunks
@@ -37,6 +37,19 @@ async def _stream_node(port: int) -> str:
         return str(started.started.node_id)
 
 
+async def _registered_ports(reg: Registry, n: int) -> dict[str, int]:
+    """The gRPC port each registered node advertises, once ``n`` are registered (<= 10 s)."""
+    ports: dict[str, int] = {}
+    for _ in range(100):
+        ports = {
+            r.info.node_id: int(r.info.address.rsplit(":", 1)[1]) for r in await reg.list_nodes()
+        }
+        if len(ports) == n:
+            break
+        await asyncio.sleep(0.1)
+    return ports
+
+
 async def test_two_workers_share_the_port_and_stop_together() -> None:
     proc, ports = await spawn(
         "edge_server.cli", "serve", "--grpc-port", "0", "--http-port", "0", "--workers", "2",
@@ -49,11 +62,10 @@ async def test_two_workers_share_the_port_and_stop_together() -> None:
         assert set(nodes) == {"wk-w0", "wk-w1"}, nodes
         # the supervisor is the lean one (exec'd, standard library only): ~13 MB, where a
         # process with numpy, gRPC, aiortc and the models loaded holds ~130 MB
-        status = await asyncio.to_thread(Path(f"/proc/{proc.pid}/status").read_text)
         cmdline = await asyncio.to_thread(Path(f"/proc/{proc.pid}/cmdline").read_text)
         assert "edge_server.workers" in cmdline, cmdline
-        rss_kb = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
-        assert rss_kb < 40_000, rss_kb
+        rss = await asyncio.to_thread(rss_mb, [proc.pid])
+        assert rss < 40_000 / 1024, rss
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
@@ -69,13 +81,8 @@ async def test_each_worker_registers_a_port_of_its_own(redis_server: RedisServer
     )  # fmt: skip
     reg = open_registry(redis_server.url)
     try:
-        for _ in range(100):
-            nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
-            if len(nodes) == 2:
-                break
-            await asyncio.sleep(0.1)
-        assert set(nodes) == {"wr-w0", "wr-w1"}, nodes
-        own = {nid: int(addr.rsplit(":", 1)[1]) for nid, addr in nodes.items()}
+        own = await _registered_ports(reg, 2)
+        assert set(own) == {"wr-w0", "wr-w1"}, own
         assert ports["grpc"] not in own.values() and len(set(own.values())) == 2, (ports, own)
         for nid, port in own.items():
             assert await _stream_node(port) == nid
@@ -107,12 +114,7 @@ async def test_a_restarted_worker_keeps_its_own_port(redis_server: RedisServer) 
         return None
 
     try:
-        for _ in range(100):
-            nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
-            if len(nodes) == 2:
-                break
-            await asyncio.sleep(0.1)
-        port0 = int(nodes["wk9-w0"].rsplit(":", 1)[1])
+        port0 = (await _registered_ports(reg, 2))["wk9-w0"]
         old = await asyncio.to_thread(worker_pid, 0)
         assert old is not None
         os.kill(old, signal.SIGKILL)
@@ -129,8 +131,7 @@ async def test_a_restarted_worker_keeps_its_own_port(redis_server: RedisServer) 
                 break
             await asyncio.sleep(0.2)
         assert got == "wk9-w0"
-        nodes = {n.info.node_id: n.info.address for n in await reg.list_nodes()}
-        assert int(nodes["wk9-w0"].rsplit(":", 1)[1]) == port0
+        assert (await _registered_ports(reg, 2))["wk9-w0"] == port0
     finally:
         await reg.close()
         proc.send_signal(signal.SIGTERM)
