@@ -87,6 +87,8 @@ class EdgeNode:
             store=self.store,
             node_id=config.node_id,
         )
+        # the store's encoding of each result runs on the batch worker, not the event loop
+        self.batcher.prepare = self.manager.durability.prepare
         self.forwarder: Forwarder | None = None
         sy = config.sync
         if sy.cloud_url:  # the forwarder (and its crypto) loads only when configured

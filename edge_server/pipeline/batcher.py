@@ -29,13 +29,18 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..dsp.analyzer import analyze_many
-from .events import ChunkOutcome
+from .events import ChunkAnalysis, ChunkOutcome
 from .ports import BatchMetrics, NullMetrics
+from .records import StoredChunk
 from .session import PendingChunk, Session
+
+#: encodes an analysed chunk for the session store on the batch worker (Durability.prepare)
+Prepare = Callable[[Session, ChunkAnalysis], StoredChunk | None]
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +97,17 @@ class ChunkBatcher:
     """Runs sessions' chunks in batches on one worker thread. Event-loop confined API."""
 
     def __init__(
-        self, settings: BatcherSettings | None = None, *, metrics: BatchMetrics | None = None
+        self,
+        settings: BatcherSettings | None = None,
+        *,
+        metrics: BatchMetrics | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.settings = settings or BatcherSettings()
         self._metrics: BatchMetrics = metrics or NullMetrics()
+        #: run on the worker after each chunk's analysis (set by the composition root once the
+        #: session store's durability exists); its output rides on the outcome
+        self.prepare = prepare
         self._pending: deque[_Item] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
         self._timer: asyncio.TimerHandle | None = None
@@ -181,7 +193,7 @@ class ChunkBatcher:
         self._in_worker = n
         t_cut = time.monotonic()
         loop = asyncio.get_running_loop()
-        work = self._pool.submit(_process, items)
+        work = self._pool.submit(_process, items, self.prepare)
         work.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, items, f, t_cut))
 
     def _done(self, items: list[_Item], work: Future[list[object]], t_cut: float) -> None:
@@ -216,9 +228,10 @@ class ChunkBatcher:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _process(items: list[_Item]) -> list[object]:
-    """Worker thread: decode each chunk, analyse all in one call, build each outcome. An error
-    (bad audio, a closed session) fails that chunk only."""
+def _process(items: list[_Item], prepare: Prepare | None) -> list[object]:
+    """Worker thread: decode each chunk, analyse all in one call, build each outcome (with its
+    store encoding when ``prepare`` is set). An error (bad audio, a closed session) fails that
+    chunk only."""
     outcomes: list[object] = [None] * len(items)
     todo: list[int] = []
     samples = []
@@ -236,7 +249,10 @@ def _process(items: list[_Item]) -> list[object]:
     blocks = analyze_many([items[i].chunk.analyzer for i in todo], samples)
     for i, block in zip(todo, blocks, strict=True):
         try:
-            outcomes[i] = items[i].session.complete(items[i].chunk, block)
+            out = items[i].session.complete(items[i].chunk, block)
+            if prepare is not None and out.analysis is not None:
+                out = replace(out, stored=prepare(items[i].session, out.analysis))
+            outcomes[i] = out
         except Exception as e:  # noqa: BLE001 - delivered to that chunk's handler
             outcomes[i] = e
     return outcomes

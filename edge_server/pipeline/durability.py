@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .errors import ErrorKind, StreamError
 from .events import ChunkAnalysis
 from .ports import Commit, SessionStore, StoreUnavailable, Superseded
-from .records import decode_result, encode_chunk, summary_record
+from .records import StoredChunk, decode_result, encode_chunk, summary_record
 from .session import Session
 from .settings import StreamSettings, check_resumed_format, settings_to_blob
 
@@ -52,6 +52,7 @@ class Durability:
         """Admit a new session and record it in the store (a store outage does not stop it).
         ``resumable=False`` (WebRTC): only its records are forwarded, if the store keeps any."""
         session = self._manager.open(settings)
+        session.resumable = resumable
         if self.store is not None and (resumable or self.store.keeps_records):
             try:
                 session.epoch = await self.store.create(
@@ -105,33 +106,46 @@ class Durability:
             ) from e
         return Resumed(session, replay)
 
-    async def commit(
-        self, session: Session, a: ChunkAnalysis, *, resumable: bool = True
-    ) -> int | None:
-        """Store one chunk's result (and a snapshot every few chunks) before it is sent;
-        returns the checkpoint seq to report, or ``None`` when nothing is confirmed."""
-        if session.superseded:
-            raise session.superseded_error()
+    def prepare(self, session: Session, a: ChunkAnalysis) -> StoredChunk | None:
+        """Encode what :meth:`commit` will write for ``a`` (its stored result and records,
+        and a snapshot when one is due); ``None`` when nothing will be written. Pure CPU work
+        (JSON, the analysis state): the batch worker runs it right after the analysis, so that
+        the event loop only hands the bytes to the store."""
+        resumable = session.resumable
         if self.store is None or not (resumable or self.store.keeps_records):
             return None
+        snap = config = None
         every = self._manager.limits.snapshot_every_chunks
-        snap = None
-        config = None
         if resumable and a.seq - session.checkpoint_seq >= every:
             snap = session.snapshot()
             config = settings_to_blob(session.settings)
         result, records = encode_chunk(a)
+        return StoredChunk(result, records, snap, config)
+
+    async def commit(
+        self, session: Session, a: ChunkAnalysis, *, stored: StoredChunk | None = None
+    ) -> int | None:
+        """Store one chunk's result (and a snapshot every few chunks) before it is sent;
+        returns the checkpoint seq to report, or ``None`` when nothing is confirmed.
+        ``stored``: :meth:`prepare`'s output for ``a`` (prepared on the batch worker); without
+        it the encoding is done here."""
+        if session.superseded:
+            raise session.superseded_error()
+        if stored is None:
+            stored = self.prepare(session, a)
+        if self.store is None or stored is None:
+            return None
         c = Commit(
             session_id=session.session_id,
             node_id=self.node_id,
             epoch=session.epoch,
             seq=a.seq,
-            result=result,
-            records=records,
-            snapshot=snap,
-            config=config,
+            result=stored.result,
+            records=stored.records,
+            snapshot=stored.snapshot,
+            config=stored.config,
             t_ns=time.time_ns(),
-            resumable=resumable,
+            resumable=session.resumable,
         )
         try:
             await self.store.commit(c)
@@ -142,7 +156,7 @@ class Durability:
             self.store_errors += 1
             log.debug("session %s seq %d not confirmed: %s", session.session_id, a.seq, e)
             return None
-        if snap is not None:
+        if stored.snapshot is not None:
             session.checkpoint_seq = a.seq
         return session.checkpoint_seq if session.checkpoint_seq >= 0 else None
 

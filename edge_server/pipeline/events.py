@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .records import StoredChunk
 
 F32 = npt.NDArray[np.float32]
 
@@ -105,3 +109,6 @@ class ChunkOutcome:
 
     analysis: ChunkAnalysis | None
     warnings: tuple[StreamWarningEvent, ...] = ()
+    #: the analysis as the session store keeps it, encoded by the batch worker (off the event
+    #: loop); None: not prepared (no store, or a path that encodes at commit)
+    stored: StoredChunk | None = None

@@ -43,6 +43,19 @@ class OutRecord:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """What a commit of one chunk writes, prepared off the event loop
+    (:meth:`~edge_server.pipeline.durability.Durability.prepare`)."""
+
+    #: :func:`encode_chunk`'s stored result and durable records
+    result: bytes
+    records: tuple[OutRecord, ...]
+    #: the session's snapshot and config blob when this chunk is due for one, else None
+    snapshot: bytes | None = None
+    config: bytes | None = None
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 

@@ -135,6 +135,9 @@ class Session:
         self.suppress_upto = -1
         #: set when a newer stream took the session over (resume): this one must end
         self.superseded = False
+        #: the store keeps its results and snapshots for a resume (False: WebRTC, whose
+        #: records are only forwarded)
+        self.resumable = True
 
     @property
     def next_seq(self) -> int:

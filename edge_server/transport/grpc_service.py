@@ -156,7 +156,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                     await self._write(context, warning_to_pb(w))
                 if outcome.analysis is not None:
                     a = outcome.analysis
-                    checkpoint = await durability.commit(s, a)
+                    checkpoint = await durability.commit(s, a, stored=outcome.stored)
                     if a.seq > s.suppress_upto:  # a resumed client has the earlier ones
                         msg = result_to_pb(
                             a,

@@ -235,7 +235,7 @@ class WebRtcGateway:
                 if out.analysis is not None:
                     # durable first (write-through), as on gRPC; no resume over WebRTC
                     if durable:
-                        await durability.commit(s, out.analysis, resumable=False)
+                        await durability.commit(s, out.analysis, stored=out.stored)
                     self._emit(peer, _result_json(out.analysis, time.perf_counter_ns() - t_recv))
                     self._manager.metrics.chunk_processed(
                         decode_s=s.stages.decode_s,

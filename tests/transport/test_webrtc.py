@@ -64,14 +64,17 @@ async def _status(http: aiohttp.ClientSession, port: int) -> dict[str, object]:
 
 
 async def test_twenty_peers_ten_times_release_everything(tmp_path: Path) -> None:
-    """20 peers opened and closed 10 times against a server process: its threads and asyncio
-    tasks return to the baseline taken after two warm-up rounds, no peer or session is left, and
-    RSS does not trend up. glibc's allocator grows in one-off steps of a few MB (measured the same
-    before the session-store work: +6.7 MB over 22 rounds, in steps), so the leak check is on
-    the last 5 rounds (100 peers): <= 3 MB, i.e. < 30 kB per peer, and <= 10 MB overall.
-    Admission control is relaxed (``overload_s`` 1 s): this test is about release, and on a slow
-    day of this shared VM 10 peers at once made chunks wait 15 ms and the node refused the rest
-    with RESOURCE_EXHAUSTED, as it should (tests/transport/test_capacity_grpc.py tests that)."""
+    """20 peers opened and closed 10 times against a server process: its asyncio tasks return
+    to the baseline taken after two warm-up rounds, its thread count stays within a few of the
+    baseline (bounded thread pools start threads lazily, so a late round on a slow VM may add
+    one, as seen once: 8 -> 9; a leak of a thread per round adds 10, per peer 200), no peer or
+    session is left, and RSS does not trend up. glibc's allocator grows in one-off steps of a
+    few MB (measured the same before the session-store work: +6.7 MB over 22 rounds, in
+    steps), so the leak check is on the last 5 rounds (100 peers): <= 3 MB, i.e. < 30 kB per
+    peer, and <= 10 MB overall. Admission control is relaxed (``overload_s`` 1 s): this test is
+    about release, and on a slow day of this shared VM 10 peers at once made chunks wait 15 ms
+    and the node refused the rest with RESOURCE_EXHAUSTED, as it should
+    (tests/transport/test_capacity_grpc.py tests that)."""
     cfg = tmp_path / "churn.toml"
     cfg.write_text("[batcher]\noverload_s = 1.0\n")
     proc, ports = await edge_node("churn", "--config", str(cfg))
@@ -104,12 +107,17 @@ async def test_twenty_peers_ten_times_release_everything(tmp_path: Path) -> None
                 await round_of_20()
             base = (await settled(http))["process"]
             rss: list[float] = []
+            threads: list[int] = []
             for _ in range(10):
                 await round_of_20()
                 after = (await settled(http))["process"]
                 rss.append(after["rss_mb"])  # type: ignore[index,arg-type]
-            print(f"baseline {base}, after 10 rounds of 20 peers {after}; RSS by round {rss}")
-            assert after["threads"] == base["threads"]  # type: ignore[index]
+                threads.append(after["threads"])  # type: ignore[index,arg-type]
+            print(
+                f"baseline {base}, after 10 rounds of 20 peers {after}; RSS by round {rss}, "
+                f"threads by round {threads}"
+            )
+            assert max(threads) <= base["threads"] + 4  # type: ignore[index,operator]
             assert after["asyncio_tasks"] == base["asyncio_tasks"]  # type: ignore[index]
             growth_mb = after["rss_mb"] - base["rss_mb"]  # type: ignore[index,operator]
             late_mb = rss[-1] - rss[-6]
