@@ -5,6 +5,10 @@ Write-through: a chunk's result is committed before it is sent, so a client can 
 results the store holds, and (session, seq) identifies every result. With the store
 unreachable the stream goes on (results are sent without a checkpoint, the store write stays
 queued); a superseded stream ends with ABORTED.
+
+What a commit writes is encoded by :meth:`Durability.prepare` on the batch worker, right after
+the chunk's analysis (JSON result and records, a snapshot every ``snapshot_every_chunks``); the
+event loop's :meth:`Durability.commit` only hands those bytes to the store.
 """
 
 from __future__ import annotations
