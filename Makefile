@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 APT_RUN  := libopus0
 APT_TEST := libopus0 redis-server chromium postgresql
 
-.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability bench-capacity bench-dsp-ab train-env held-out tune-thresholds train-notes clean
+.PHONY: demo test lint proto cluster bench bench-latency bench-accuracy bench-routing bench-durability bench-capacity bench-batch-cost bench-dsp-ab train-env held-out tune-thresholds train-notes clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) ./scripts/bootstrap.sh
@@ -33,7 +33,7 @@ cluster: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/gen_proto.sh
 
-bench: bench-latency bench-accuracy bench-routing bench-durability bench-capacity
+bench: bench-latency bench-accuracy bench-routing bench-durability bench-capacity bench-batch-cost
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m loadtests.routing_sim
@@ -55,6 +55,10 @@ bench-latency: $(STAMP)
 # side, 10 alternating pairs (~5 min): make bench-dsp-ab BASE=/tmp/base
 bench-dsp-ab: $(STAMP)
 	$(BIN)/python -m loadtests.dsp_ab --base $(BASE)
+
+# the analysis's CPU per chunk against streams per call, at a stream's cadence and back to back
+bench-batch-cost: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m loadtests.batch_cost
 
 # sessions held by ours and by the echo floor (one run, 3 repeats, ~3.5 min); JSON line + plot
 bench-capacity: $(STAMP)

@@ -169,6 +169,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "at80_p99_ms": m("p99_ms"),
             "at80_behind": m("behind"),
             "at80_server_cores": m("server_cores"),
+            "at80_loop_us_per_chunk": m("loop_us_per_chunk"),
+            "at80_threads_us_per_chunk": m("threads_us_per_chunk"),
             "at80_generator_cores": m("gen_cores"),
             "server_cpu_us_per_audio_s_per_session": round(
                 med(

@@ -40,6 +40,29 @@ def cpu_s(pids: list[int]) -> float:
     return total / TICK_HZ
 
 
+def thread_cpu_s(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds of the processes' main threads (a worker's event loop) and of all their
+    other threads (a worker's batch thread, gRPC's pollers...)."""
+    main = other = 0
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks = int(fields[11]) + int(fields[12])
+            if int(t) == p:
+                main += ticks
+            else:
+                other += ticks
+    return main / TICK_HZ, other / TICK_HZ
+
+
 def rss_mb(pids: list[int]) -> float:
     total = 0.0
     for p in pids:

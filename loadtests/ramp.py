@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtests.procstat import cpu_s, rss_mb, tree
+from loadtests.procstat import cpu_s, rss_mb, thread_cpu_s, tree
 
 P99_LIMIT_MS = 20.0
 
@@ -35,6 +35,10 @@ class Level:
     server_cores: float
     gen_cores: float
     rss_mb: float
+    #: server CPU per chunk answered, us: its processes' main threads (event loops) and their
+    #: other threads (batch threads, gRPC pollers)
+    loop_us_per_chunk: float = 0.0
+    threads_us_per_chunk: float = 0.0
     reject_ms: list[float] = field(default_factory=list)
     p99_limit_ms: float = P99_LIMIT_MS
 
@@ -131,13 +135,16 @@ class Bench:
         await asyncio.sleep(self.a.settle_s)
         await asyncio.gather(*(g.ask({"cmd": "mark"}) for g in gens))
         s0, t0 = cpu_s(server_pids), time.monotonic()
+        th0 = thread_cpu_s(server_pids)
         g0 = [float((await g.ask({"cmd": "report"}))["cpu_s"]) for g in gens]
         await asyncio.sleep(hold_s)
         reps = await asyncio.gather(*(g.ask({"cmd": "report"}) for g in gens))
         dt = time.monotonic() - t0
         s1 = cpu_s(server_pids)
+        th1 = thread_cpu_s(server_pids)
         lat = np.concatenate([np.asarray(r["lat_us"], dtype=np.float64) for r in reps]) / 1e3
         pct = np.percentile(lat, [50, 95, 99]) if lat.size else np.full(3, math.inf)
+        per_chunk = 1e6 / max(lat.size, 1)  # us per chunk answered in the window
         return Level(
             sessions=n,
             p50_ms=float(pct[0]),
@@ -151,6 +158,8 @@ class Bench:
             server_cores=(s1 - s0) / dt,
             gen_cores=sum(float(r["cpu_s"]) - c for r, c in zip(reps, g0, strict=True)) / dt,  # type: ignore[arg-type]
             rss_mb=rss_mb(server_pids),
+            loop_us_per_chunk=(th1[0] - th0[0]) * per_chunk,
+            threads_us_per_chunk=(th1[1] - th0[1]) * per_chunk,
             reject_ms=[x for s in sets for x in s["reject_ms"]],  # type: ignore[attr-defined]
             p99_limit_ms=self.a.p99_limit_ms,
         )

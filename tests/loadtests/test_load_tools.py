@@ -7,9 +7,11 @@ import csv
 import json
 import os
 import sys
+import wave
 from pathlib import Path
 
 from tests.procs import edge_node, stop
+from tests.signals import struck_string
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +62,33 @@ async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
             "cpu_steal_pct")  # fmt: skip
     for key in keys:
         assert key in summary, key
+    # the server's CPU per chunk answered, its event loops apart from its other threads
+    assert 0 < summary["at80_loop_us_per_chunk"] < 1e5
+    assert 0 < summary["at80_threads_us_per_chunk"] < 1e5
     assert 0.0 <= summary["cpu_steal_pct"] <= 100.0
     # the echo floor held its first level (2 sessions at p99 <= 250 ms): no machine warning
     assert "warning" not in summary, summary["warning"]
     assert png.stat().st_size > 10_000
+
+
+async def test_batch_cost_bench_reports_each_batch_size(tmp_path: Path) -> None:
+    """The bench's mechanics on two synthetic mono 44.1 kHz files (no corpus needed)."""
+    for i in range(2):
+        x = struck_string(sample_rate_hz=44100, duration_s=1.0, notes=[(0.1, 60 + i), (0.5, 64)])
+        with wave.open(str(tmp_path / f"s{i}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(44100)
+            w.writeframes((x * 32767).astype("<i2").tobytes())
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.batch_cost", "--streams", "1,3", "--calls", "25",
+        "--repeats", "1", "--period-s", "0.002", "--corpus", str(tmp_path),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(bench.communicate(), 120)
+    assert bench.returncode == 0, err.decode()[-2000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["bench"] == "batch_cost" and summary["calls"] == 25
+    for size in ("1", "3"):
+        cost = summary["us_per_chunk"][size]
+        assert 1 < cost["cadence"] < 1e5 and 1 < cost["back_to_back"] < 1e5
