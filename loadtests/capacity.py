@@ -148,6 +148,21 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             summary["own_ports_vs_shared"] = round(
                 med(o / max(c, 1) for o, c in zip(own, caps, strict=False)), 3
             )
+    if rows.get("edge-offgil"):
+        # the experiment of loadtests.offgil_server: the analysis's CPU paid by a helper
+        # process while the batch thread waits without the GIL
+        off = rows["edge-offgil"]
+        caps_off = [int(e["capacity"]) for e in off]  # type: ignore[call-overload]
+        summary["sessions_offgil"] = med(caps_off)
+        summary["sessions_offgil_each"] = caps_off
+        off80 = [e["at80"] for e in off if "at80" in e]
+        for key in ("sessions", "p50_ms", "p95_ms", "p99_ms", "server_cores"):
+            if off80:
+                summary[f"offgil_at80_{key}"] = round(med(float(a[key]) for a in off80), 3)  # type: ignore[index]
+        if rows["edge"]:
+            summary["offgil_vs_ours"] = round(
+                med(o / max(c, 1) for o, c in zip(caps_off, caps, strict=False)), 3
+            )
     weak = sum(1 for e in echo if int(e["capacity"]) < args.start)  # type: ignore[call-overload]
     if weak:
         # a bare echo server that cannot hold the first level means the machine (a busy or
@@ -231,13 +246,21 @@ def main() -> None:
     p.add_argument(
         "--kinds",
         default="edge,echo",
-        help="servers to ramp, in order (reversed every other repeat): edge, echo, and edge-own "
-        "(ours, its load sent to each worker's own port as a load-aware router would spread it)",
+        help="servers to ramp, in order (reversed every other repeat): edge, echo, edge-own "
+        "(ours, its load sent to each worker's own port as a load-aware router would spread it) "
+        "and edge-offgil (ours with the analysis modelled in another process, an experiment: "
+        "loadtests/offgil_server.py; needs --workers 1)",
     )
     p.add_argument("--soak-s", type=float, default=0.0, help="instead: hold ours this long")
     p.add_argument("--soak-sessions", type=int, default=12, help="sessions held by --soak-s")
     p.add_argument("--memory-sessions", type=int, default=0, help="instead: RSS per session")
     args = p.parse_args()
+    kinds = [args.only] if args.only else args.kinds.split(",")
+    unknown = sorted(set(kinds) - {"edge", "echo", "edge-own", "edge-offgil"})
+    if unknown:
+        p.error(f"--kinds: unknown {', '.join(unknown)}; known: edge, echo, edge-own, edge-offgil")
+    if "edge-offgil" in kinds and args.workers != 1:
+        p.error("--kinds edge-offgil needs --workers 1 (the model patches one serving process)")
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
 

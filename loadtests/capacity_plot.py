@@ -12,11 +12,17 @@ def plot_levels(rows: dict[str, list[dict[str, object]]], path: Path, *, limit_m
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    colours = {"edge": "tab:blue", "echo": "tab:grey", "edge-own": "tab:green"}
+    colours = {
+        "edge": "tab:blue",
+        "echo": "tab:grey",
+        "edge-own": "tab:green",
+        "edge-offgil": "tab:orange",
+    }
     names = {
         "edge": "seminote-edge (onsets+features+fast notes)",
         "echo": "echo floor",
         "edge-own": "seminote-edge, workers' own ports",
+        "edge-offgil": "seminote-edge, analysis modelled off the GIL",
     }
     for kind, runs in rows.items():
         for r, run in enumerate(runs):

@@ -92,7 +92,9 @@ class Bench:
         w = str(self.a.workers)
         ports_file = cfg.with_name("ports.json")
         if kind.startswith("edge"):
-            cmd = [sys.executable, "-m", "edge_server.cli", "serve", "--grpc-port", "0",
+            # edge-offgil: ours with the analysis modelled off the GIL (loadtests.offgil_server)
+            module = "loadtests.offgil_server" if kind == "edge-offgil" else "edge_server.cli"
+            cmd = [sys.executable, "-m", module, "serve", "--grpc-port", "0",
                    "--http-port", "0", "--workers", w, "--loop", self.a.loop,
                    "--config", str(cfg), "--log-level", "WARNING",
                    "--ports-file", str(ports_file)]  # fmt: skip

@@ -91,4 +91,49 @@ async def test_batch_cost_bench_reports_each_batch_size(tmp_path: Path) -> None:
     assert summary["bench"] == "batch_cost" and summary["calls"] == 25
     for size in ("1", "3"):
         cost = summary["us_per_chunk"][size]
-        assert 1 < cost["cadence"] < 1e5 and 1 < cost["back_to_back"] < 1e5
+        assert all(1 < cost[gap] < 1e5 for gap in ("cadence", "busy", "back_to_back")), cost
+
+
+def test_offgil_model_advances_streams_as_the_analysis_does() -> None:
+    """The experiment's stand-in for the analysis returns the hops a real pass returns (count
+    and times, chunk after chunk, for odd chunk sizes too) and advances the stream time."""
+    from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer, analyze_many
+    from loadtests.offgil_server import modelled_analyze_many
+
+    x = struck_string(sample_rate_hz=44100, duration_s=1.0, notes=[(0.1, 60)])
+    real = [StreamAnalyzer(input_rate_hz=44100, config=AnalyzerConfig()) for _ in range(2)]
+    model = [StreamAnalyzer(input_rate_hz=44100, config=AnalyzerConfig()) for _ in range(2)]
+    at = 0
+    for size in (1024, 1024, 1000, 77, 2048, 1024):
+        chunk = [x[at : at + size], x[at + 3 : at + 3 + size]]
+        at += size
+        got = zip(analyze_many(real, chunk), modelled_analyze_many(model, chunk), strict=True)
+        for r, m in got:
+            assert m.n_frames == r.n_frames
+            if r.n_frames:
+                assert m.first_frame_time_s == r.first_frame_time_s
+        for a, b in zip(real, model, strict=True):
+            assert b.stream_time_s == a.stream_time_s and b.frames_done == a.frames_done
+
+
+async def test_capacity_bench_ramps_the_offgil_model(tmp_path: Path) -> None:
+    """``--kinds edge-offgil``: ours with the analysis modelled in a helper process ramps like
+    the others and reports its own capacity and latency (mechanics only, as above)."""
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
+        "--growth", "2", "--max-sessions", "2", "--bisect", "0", "--settle-s", "0.5",
+        "--window-s", "1", "--hold-s", "1", "--generators", "1", "--workers", "1",
+        "--p99-limit-ms", "250", "--kinds", "edge-offgil",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(bench.communicate(), 120)
+    assert bench.returncode == 0, out.decode()[-2000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["sessions_offgil"] == 2 and summary["offgil_at80_sessions"] == 2
+    assert 0 < summary["offgil_at80_p99_ms"] < 250
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.capacity", "--kinds", "edge-offgil", "--workers", "2",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(refused.communicate(), 60)
+    assert refused.returncode == 2 and b"needs --workers 1" in err
