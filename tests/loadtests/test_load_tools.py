@@ -9,6 +9,7 @@ import os
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 from tests.procs import edge_node, stop
 from tests.signals import struck_string
@@ -37,22 +38,30 @@ async def test_locust_user_reports_audio_to_result(tmp_path: Path) -> None:
     assert 0 < float(chunks["Median Response Time"]) < 100
 
 
+async def _tiny_capacity_run(*args: str, timeout_s: float) -> dict[str, Any]:
+    """The capacity bench at tiny settings (levels from 2 sessions, 1 s windows, one generator,
+    the p99 limit raised to 250 ms) plus ``args``; its JSON summary."""
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
+        "--growth", "2", "--bisect", "0", "--settle-s", "0.5", "--window-s", "1",
+        "--hold-s", "1", "--generators", "1", "--p99-limit-ms", "250", *args,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(bench.communicate(), timeout_s)
+    assert bench.returncode == 0, out.decode()[-2000:]
+    summary: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return summary
+
+
 async def test_capacity_bench_runs_and_reports(tmp_path: Path) -> None:
     """The bench's mechanics (ramp, both servers, summary, plot), not this machine's speed: the
     p99 limit is raised to 250 ms (on a slow day of this shared VM two sessions of ours read
     p99 23-56 ms, the tree before the last change as well); a level still fails on a refused
     session, an error or a stream behind real time."""
     png = tmp_path / "capacity.png"
-    bench = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
-        "--growth", "2", "--max-sessions", "4", "--bisect", "0", "--settle-s", "0.5",
-        "--window-s", "1", "--hold-s", "1", "--generators", "1", "--plot", str(png),
-        "--p99-limit-ms", "250", "--kinds", "edge,echo,edge-own",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(bench.communicate(), 240)
-    assert bench.returncode == 0, out.decode()[-2000:]
-    summary = json.loads(out.decode().strip().splitlines()[-1])
+    summary = await _tiny_capacity_run(
+        "--max-sessions", "4", "--plot", str(png), "--kinds", "edge,echo,edge-own", timeout_s=240
+    )
     assert summary["p99_limit_ms"] == 250
     assert summary["sessions_ours"] >= 2 and summary["sessions_echo_floor"] >= 2
     # ours again, its load sent to each worker's own port (from the supervisor's ports file)
@@ -119,16 +128,9 @@ def test_offgil_model_advances_streams_as_the_analysis_does() -> None:
 async def test_capacity_bench_ramps_the_offgil_model(tmp_path: Path) -> None:
     """``--kinds edge-offgil``: ours with the analysis modelled in a helper process ramps like
     the others and reports its own capacity and latency (mechanics only, as above)."""
-    bench = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "loadtests.capacity", "--repeats", "1", "--start", "2",
-        "--growth", "2", "--max-sessions", "2", "--bisect", "0", "--settle-s", "0.5",
-        "--window-s", "1", "--hold-s", "1", "--generators", "1", "--workers", "1",
-        "--p99-limit-ms", "250", "--kinds", "edge-offgil",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(bench.communicate(), 120)
-    assert bench.returncode == 0, out.decode()[-2000:]
-    summary = json.loads(out.decode().strip().splitlines()[-1])
+    summary = await _tiny_capacity_run(
+        "--max-sessions", "2", "--workers", "1", "--kinds", "edge-offgil", timeout_s=120
+    )
     assert summary["sessions_offgil"] == 2 and summary["offgil_at80_sessions"] == 2
     assert 0 < summary["offgil_at80_p99_ms"] < 250
     refused = await asyncio.create_subprocess_exec(
