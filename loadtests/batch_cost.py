@@ -8,8 +8,7 @@ together by ``analyze_many``, ``--calls`` calls made every ``--period-s`` (23.2 
 streams make them), in three ways side by side:
 
 * ``cadence``: the thread sleeps between calls (a lone stream on an idle node);
-* ``busy``: the thread spins between calls in one C loop (``time.perf_counter`` polled by
-  ``itertools.takewhile``, drained by a ``deque``: no bytecode, a few hundred bytes of data),
+* ``busy``: the thread spins between calls in one C loop (:func:`loadtests.spin.spin`),
   so the core never idles and nothing else runs on it; what is left of the gap to back to
   back is the time itself (the host's other tenants), not this process;
 * ``back_to_back``: no gap.
@@ -24,8 +23,6 @@ size and repeat, then one JSON line with the medians over repeats.
 from __future__ import annotations
 
 import argparse
-import collections
-import itertools
 import json
 import statistics
 import time
@@ -35,6 +32,7 @@ import numpy as np
 
 from clients.wav import read_wav
 from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer, analyze_many
+from loadtests.spin import spin
 
 CHUNK_FRAMES = 1024
 RATE_HZ = 44_100
@@ -43,12 +41,6 @@ _SKIP = 20
 
 #: how the calling thread spends the time between two calls
 GAPS = ("cadence", "busy", "back_to_back")
-
-
-def _spin(until_s: float) -> None:
-    """Busy-wait until ``time.perf_counter() >= until_s`` inside one C-level loop."""
-    clock = iter(time.perf_counter, None)  # an endless iterator of readings
-    collections.deque(itertools.takewhile(until_s.__gt__, clock), maxlen=0)
 
 
 def per_chunk_us(
@@ -73,7 +65,7 @@ def per_chunk_us(
         if gap == "cadence":
             time.sleep(max(0.0, t_wall + period_s - time.perf_counter()))
         elif gap == "busy":
-            _spin(t_wall + period_s)
+            spin(t_wall + period_s)
     return float(np.median(costs[min(_SKIP, calls - 1) :]))
 
 

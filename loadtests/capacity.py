@@ -96,6 +96,10 @@ async def memory(args: argparse.Namespace, cfg: Path) -> dict[str, object]:
         return out
 
 
+#: the servers the bench can ramp (``--kinds``)
+KINDS = ("edge", "echo", "edge-own", "edge-offgil")
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     bench = Bench(args)
     steal0, total0 = cpu_ticks()
@@ -156,8 +160,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         summary["sessions_offgil"] = med(caps_off)
         summary["sessions_offgil_each"] = caps_off
         off80 = [e["at80"] for e in off if "at80" in e]
-        for key in ("sessions", "p50_ms", "p95_ms", "p99_ms", "server_cores"):
-            if off80:
+        if off80:
+            for key in ("sessions", "p50_ms", "p95_ms", "p99_ms", "server_cores"):
                 summary[f"offgil_at80_{key}"] = round(med(float(a[key]) for a in off80), 3)  # type: ignore[index]
         if rows["edge"]:
             summary["offgil_vs_ours"] = round(
@@ -256,9 +260,9 @@ def main() -> None:
     p.add_argument("--memory-sessions", type=int, default=0, help="instead: RSS per session")
     args = p.parse_args()
     kinds = [args.only] if args.only else args.kinds.split(",")
-    unknown = sorted(set(kinds) - {"edge", "echo", "edge-own", "edge-offgil"})
+    unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
-        p.error(f"--kinds: unknown {', '.join(unknown)}; known: edge, echo, edge-own, edge-offgil")
+        p.error(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
     if "edge-offgil" in kinds and args.workers != 1:
         p.error("--kinds edge-offgil needs --workers 1 (the model patches one serving process)")
     print(json.dumps(asyncio.run(run(args))), flush=True)

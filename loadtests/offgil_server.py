@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -40,15 +41,8 @@ from edge_server.dsp.analyzer import F32, AnalysisBlock, StreamAnalyzer
 FIXED_S = float(os.environ.get("OFFGIL_FIXED_MS", "0.9")) / 1e3
 PER_CHUNK_S = float(os.environ.get("OFFGIL_PER_CHUNK_MS", "0.35")) / 1e3
 
-#: the helper: reads a duration (s) per line, spins that long in C, answers a line
-_BURNER = """
-import collections, itertools, sys, time
-for line in sys.stdin:
-    until = time.perf_counter() + float(line)
-    collections.deque(itertools.takewhile(until.__gt__, iter(time.perf_counter, None)), maxlen=0)
-    sys.stdout.write("ok\\n")
-    sys.stdout.flush()
-"""
+#: the repository root: the helper runs ``python -m loadtests.spin`` from there
+_ROOT = Path(__file__).resolve().parents[1]
 
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 _EMPTY_F64 = np.zeros(0, dtype=np.float64)
@@ -66,7 +60,8 @@ class Burner:
         with self._lock:
             if self._proc is None:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-c", _BURNER],
+                    [sys.executable, "-m", "loadtests.spin"],
+                    cwd=_ROOT,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
