@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from .model import ErrorKind, NodeInfo, NodeLoad, RouterError, validate_node
 from .registry import Registry
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,7 @@ class NodeAgent:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self, *, deregister: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="registration agent")
         if deregister and self.registered:
             with contextlib.suppress(RouterError):
                 await self.registry.deregister(self.info.node_id, token=self.token)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from .model import NodeInfo, NodeLoad, NodeRecord
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ class RegistryCache:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="registry refresh")
 
     async def refresh(self) -> None:
         try:

@@ -20,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from router.tasks import cancel_and_wait
+
 from ..netutil import start_tcp_site
 from .consumer import CloudConsumer
 from .db import Db, Query
@@ -93,10 +95,7 @@ class SinkService:
         self._task = asyncio.get_running_loop().create_task(self.consumer.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="cloud consumer")
         await self._runner.cleanup()
         await self.consumer.close()
         self.db.close()

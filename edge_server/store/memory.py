@@ -162,7 +162,8 @@ class MemoryStore:
         if not self._unread:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), block_s)
+                async with asyncio.timeout(block_s):  # not wait_for: see Forwarder._sender
+                    await self._wake.wait()
             except TimeoutError:
                 return []
         out: list[OutboxEntry] = []

@@ -34,6 +34,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from router.tasks import cancel_and_wait
+
 from ..pipeline.ports import Commit, StoredSession, StoreUnavailable, Superseded
 from ..pipeline.records import CHECKSUM_MOD, record_checksum
 from .outbox import OutboxEntry, StreamRecord
@@ -343,9 +345,7 @@ class RedisStore:
                 with contextlib.suppress(TimeoutError, StoreUnavailable, Superseded):
                     async with asyncio.timeout(self.commit_timeout_s):
                         await asyncio.shield(last)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await cancel_and_wait(self._writer, what="session store writer")
         await self._r.aclose()
 
 

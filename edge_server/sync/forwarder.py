@@ -33,6 +33,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from router.tasks import cancel_and_wait
+
 from ..pipeline.ports import StoreUnavailable
 from ..store.outbox import Outbox, OutboxEntry, StreamRecord
 from .codec import aad, key_id, pack_records, seal
@@ -105,11 +107,7 @@ class Forwarder:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*self._tasks, what="forwarder loop")
         await self._cloud.aclose()
 
     def status(self) -> dict[str, object]:
@@ -192,8 +190,11 @@ class Forwarder:
                 backoff = min(c.backoff_max_s, backoff * 1.6)
                 continue
             self._kick.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races the
+            # event being set, and this loop would then outlive stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), c.poll_s)
+                async with asyncio.timeout(c.poll_s):
+                    await self._kick.wait()
 
     async def _cycle(self) -> None:
         c = self.config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +11,8 @@ from typing import Any
 import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
+
+from router.tasks import cancel_and_wait
 
 from ..pipeline.batcher import ChunkBatcher
 from ..pipeline.errors import ErrorKind, StreamError
@@ -86,9 +87,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
 
     async def stop(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await cancel_and_wait(self._watchdog, what="stall watchdog")
             self._watchdog = None
 
     async def _watch(self) -> None:

@@ -36,6 +36,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from router.tasks import cancel_and_wait
+
 from ..pipeline.batcher import ChunkBatcher
 from ..pipeline.errors import ErrorKind, StreamError
 from ..pipeline.events import ChunkAnalysis, ChunkOutcome
@@ -194,7 +196,9 @@ class WebRtcGateway:
                 # the first frame waits for ICE + DTLS (slow under load), later ones may not stop
                 timeout = self.connect_timeout_s if seq == 0 else self.media_timeout_s
                 try:
-                    frame = await asyncio.wait_for(track.recv(), timeout=timeout)
+                    # not wait_for: on 3.11 it swallows a cancel racing a frame's arrival
+                    async with asyncio.timeout(timeout):
+                        frame = await track.recv()
                 except TimeoutError:
                     reason = "media_timeout" if seq else "connect_timeout"
                     break
@@ -283,13 +287,7 @@ class WebRtcGateway:
         peer.closed = True
         peer.wake.set()
         current = asyncio.current_task()
-        for t in peer.tasks:
-            if t is not current:
-                t.cancel()
-        for t in peer.tasks:
-            if t is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        await cancel_and_wait(*(t for t in peer.tasks if t is not current), what="webrtc peer task")
         with contextlib.suppress(Exception):
             await peer.pc.close()
         if peer.session is not None:

@@ -1,4 +1,4 @@
-"""Forwarder behaviour against real redis-servers: the bandwidth cap."""
+"""Forwarder behaviour against real redis-servers: the bandwidth cap, stopping."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from edge_server.pipeline.ports import Commit
 from edge_server.pipeline.records import OutRecord
 from edge_server.store import RedisStore
 from edge_server.sync.forwarder import CLOUD_STREAM, Forwarder, ForwarderConfig
+from router.tasks import cancel_and_wait
 from tests.redis_server import RedisServer
 
 
@@ -66,3 +67,36 @@ async def test_bandwidth_cap_paces_the_cloud_link(
     assert capped_bytes > 3 * rate
     assert capped_s >= 0.9 * expected_s
     assert free_s < capped_s / 3
+
+
+async def test_stop_ends_the_loops_when_a_wake_up_races_the_cancel(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """stop() just as the sender wakes up (0-3 loop turns after its event fires): the sender
+    then runs a Redis command, and redis-py on 3.11 often swallows the cancel there, so a
+    single ``cancel(); await`` left stop() waiting for ever (a CI run hung on it)."""
+    store = RedisStore(redis_server.url, node_id="st", ttl_s=60, log_keep=8)
+    try:
+        for turns in range(4):
+            fwd = Forwarder(
+                store,
+                ForwarderConfig(cloud_url=redis_server.url, forwarder_id=f"st{turns}",
+                                spool_dir=tmp_path / str(turns), poll_s=30.0),
+            )  # fmt: skip
+            await fwd.start()
+            for _ in range(200):  # the sender's first cycle reaches the cloud, then waits
+                if fwd.cloud_up:
+                    break
+                await asyncio.sleep(0.01)
+            assert fwd.cloud_up
+            await asyncio.sleep(0.05)
+            fwd._kick.set()
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            stopping = asyncio.ensure_future(fwd.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=5.0)
+            if not done:
+                await cancel_and_wait(*fwd._tasks)  # free the loop for the next test
+                raise AssertionError(f"stop() hung with the wake-up {turns} turns before it")
+    finally:
+        await store.close()
