@@ -20,6 +20,7 @@ from edge_server.store import RedisStore
 from edge_server.store.outbox import StreamRecord
 from edge_server.sync.codec import aad, key_id, pack_records, seal
 from edge_server.sync.forwarder import CLOUD_STREAM, Forwarder, ForwarderConfig
+from router.tasks import cancel_and_wait
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
@@ -215,7 +216,7 @@ async def test_batches_lost_by_the_cloud_are_detected_and_refilled_from_the_spoo
         assert db.gaps("sC")["missing"] == 0
         await _until(lambda: asyncio.sleep(0, result=fwd.spool.records_held() == 0))
     finally:
-        task.cancel()
+        await cancel_and_wait(task, what="consumer")
         await fwd.stop()
         await consumer.close()
         await store.close()
