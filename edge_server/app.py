@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from router.agent import NodeAgent
 from router.model import NodeInfo, NodeLoad
 from router.registry import open_registry
+from router.tasks import cancel_and_wait
 
 from .config import ServerConfig
 from .metrics import PrometheusMetrics
@@ -51,9 +52,8 @@ async def _bounded(coro: Coroutine[Any, Any, None], timeout_s: float, what: str)
     task = asyncio.ensure_future(coro)
     done, _ = await asyncio.wait({task}, timeout=timeout_s)
     if not done:
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=1.0)
-        log.warning("%s did not finish in %.1f s; abandoned", what, timeout_s)
+        log.warning("%s did not finish in %.1f s; cancelling it", what, timeout_s)
+        await cancel_and_wait(task, what=what, give_up_s=1.0)  # logs if it is abandoned
     elif task.exception() is not None:
         log.warning("%s failed: %r", what, task.exception())
 

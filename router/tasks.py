@@ -2,9 +2,10 @@
 
 On Python 3.11 a cancel that arrives in the same loop turn as the awaited thing completes is
 swallowed by ``asyncio.wait_for`` (it returns the result instead; 3.12 fixed it). redis-py
-writes every command under ``asyncio.wait_for`` when a socket timeout is set (8.x always), so
-a loop of Redis commands survived 163 of 300 cancels with redis-py 8.2.0 (87 of 300 with 6.4.0)
-on this machine, and ``task.cancel(); await task`` then waits forever: a CI run hung on that.
+writes every command under ``asyncio.wait_for`` when a socket timeout is set (8.2's default
+sets one), so a loop of Redis commands survived 163 of 300 cancels with redis-py 8.2.0 (87 of
+300 with 6.4.0) on this machine, and ``task.cancel(); await task`` then waits forever: a CI
+run hung on that.
 :func:`cancel_and_wait` cancels again until the tasks end, and gives up (logged) rather than
 hang. It lives here because both the router and the edge node (which imports the router's
 agent) stop tasks this way.
