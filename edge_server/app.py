@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import Coroutine
@@ -23,6 +22,7 @@ from .pipeline.batcher import ChunkBatcher
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
 from .pipeline.refined_tier import RefinedPool
+from .runtime import heap_in_use_mb, python_blocks, rss_mb
 from .store import open_store
 
 if TYPE_CHECKING:
@@ -36,14 +36,6 @@ from .transport.webrtc import WebRtcGateway
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
 
 log = logging.getLogger(__name__)
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return 0.0
 
 
 async def _bounded(coro: Coroutine[Any, Any, None], timeout_s: float, what: str) -> None:
@@ -191,6 +183,7 @@ class EdgeNode:
 
     def _status(self) -> dict[str, object]:
         load = self._load()
+        heap = heap_in_use_mb()
         return {
             "node_id": self.config.node_id,
             "zone": self.config.zone,
@@ -211,7 +204,9 @@ class EdgeNode:
             "process": {
                 "threads": threading.active_count(),
                 "asyncio_tasks": len(asyncio.all_tasks()),
-                "rss_mb": round(_rss_mb(), 2),
+                "rss_mb": round(rss_mb(), 2),
+                "heap_in_use_mb": None if heap is None else round(heap, 3),
+                "python_blocks": python_blocks(),
             },
         }
 

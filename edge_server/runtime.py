@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +45,61 @@ def tune_malloc(*, mmap_threshold_b: int = 32 << 20, trim_threshold_b: int = 32 
     if not ok:
         log.warning("mallopt refused the allocator settings; batches will pay page faults")
     return ok
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33+): byte counts, summed over all arenas."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _load_mallinfo2() -> object | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        fn = ctypes.CDLL(name).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    fn.argtypes = []
+    return fn
+
+
+_MALLINFO2 = _load_mallinfo2()
+
+
+def rss_mb() -> float:
+    """The process's resident set, MiB (0.0 where ``/proc`` is unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def heap_in_use_mb() -> float | None:
+    """Bytes handed out by glibc's malloc and not yet freed (all arenas, mmapped blocks
+    included), MiB; None where mallinfo2 is unavailable (not glibc, or glibc < 2.33).
+
+    Unlike RSS this does not count freed memory the allocator keeps: churning WebRTC peers
+    grew RSS by 8 MB over 25 rounds of 20 peers while this stayed within 32.4-33.8 MB, the
+    heap fragmenting (free bytes inside the arenas 17 -> 23 MB; measured in process, 12-07).
+    A leak in native code that allocates with malloc (codecs, TLS, SRTP) shows here.
+    """
+    if _MALLINFO2 is None:
+        return None
+    m = _MALLINFO2()  # type: ignore[operator]  # a ctypes function, typed as object above
+    return float(m.uordblks + m.hblkhd) / 2**20
+
+
+def python_blocks() -> int:
+    """Memory blocks Python's allocator has handed out and not freed (``sys.getallocatedblocks``):
+    grows with leaked Python objects, whatever the allocator's arenas do."""
+    return sys.getallocatedblocks()

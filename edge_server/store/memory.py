@@ -1,10 +1,13 @@
 """In-process session store and outbox: the embedded default (no Redis needed).
 
 Sessions can be resumed on this node only (the state dies with the process). Expired sessions
-are swept as new ones arrive. The outbox holds records only when a forwarder reads it
-(``outbox_enabled``); it is bounded (``outbox_max`` entries); when full, the entry with the
-lowest priority (features before events before summaries), oldest first, is dropped and
-counted in ``outbox_dropped``.
+are swept when a new one is created, at most once every ``SWEEP_EVERY_S`` (an O(n) scan), so
+what finished sessions hold (their result log and snapshot) is freed within
+``FINISHED_TTL_S + SWEEP_EVERY_S`` of their end once another session starts.
+
+The outbox holds records only when a forwarder reads it (``outbox_enabled``); it is bounded
+(``outbox_max`` entries); when full, the entry with the lowest priority (features before
+events before summaries), oldest first, is dropped and counted in ``outbox_dropped``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..pipeline.ports import Commit, StoredSession, Superseded
@@ -33,6 +37,8 @@ class _Session:
 
 #: how long a finished session stays resumable, s
 FINISHED_TTL_S = 60.0
+#: the least time between two sweeps of expired sessions, s
+SWEEP_EVERY_S = 1.0
 
 
 class MemoryStore:
@@ -45,10 +51,12 @@ class MemoryStore:
         log_keep: int,
         outbox_max: int = 100_000,
         outbox_enabled: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outbox_enabled = outbox_enabled
         self.keeps_records = outbox_enabled
-        self._creates = 0
+        self._clock = clock
+        self._last_sweep = clock()
         self.ttl_s = ttl_s
         self.log_keep = log_keep
         self.outbox_max = outbox_max
@@ -67,21 +75,21 @@ class MemoryStore:
 
     def _live(self, session_id: str) -> _Session | None:
         s = self._sessions.get(session_id)
-        if s is not None and s.expires < time.monotonic():
+        if s is not None and s.expires < self._clock():
             del self._sessions[session_id]
             return None
         return s
 
     async def create(self, session_id: str, *, node_id: str, config: bytes) -> int:
-        self._creates += 1
-        if self._creates % 256 == 0:
-            now = time.monotonic()
+        now = self._clock()
+        if now - self._last_sweep >= SWEEP_EVERY_S:
+            self._last_sweep = now
             for sid in [k for k, v in self._sessions.items() if v.expires < now]:
                 del self._sessions[sid]
         old = self._live(session_id)
         epoch = (old.epoch + 1) if old else 1
         self._sessions[session_id] = _Session(
-            node_id=node_id, epoch=epoch, config=config, expires=time.monotonic() + self.ttl_s
+            node_id=node_id, epoch=epoch, config=config, expires=self._clock() + self.ttl_s
         )
         return epoch
 
@@ -109,7 +117,7 @@ class MemoryStore:
             )
         if s.epoch > c.epoch:
             raise Superseded(f"session {c.session_id} was resumed elsewhere (epoch {s.epoch})")
-        s.expires = time.monotonic() + self.ttl_s
+        s.expires = self._clock() + self.ttl_s
         if c.config is not None:
             s.config = c.config
         if c.seq > s.last_seq or c.final:
@@ -129,7 +137,7 @@ class MemoryStore:
         if c.final:
             # the stream ended (or its client vanished: a cancel can look like the end of the
             # requests); keep it resumable for a short while only
-            s.expires = time.monotonic() + min(self.ttl_s, FINISHED_TTL_S)
+            s.expires = self._clock() + min(self.ttl_s, FINISHED_TTL_S)
 
     def _append(self, e: StreamRecord) -> None:
         if not self.outbox_enabled:
@@ -178,6 +186,11 @@ class MemoryStore:
             if e is not None:
                 self._by_priority[e.record.priority].pop(int(i), None)
                 self._unread.pop(int(i), None)
+
+    @property
+    def stored_sessions(self) -> int:
+        """Sessions held (live, finished but resumable, or expired and not yet swept)."""
+        return len(self._sessions)
 
     async def depth(self) -> int:
         return len(self._outbox)
