@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from .runtime import heap_in_use_mb, python_blocks
 
 _LATENCY_BUCKETS_S = (
     0.00005,
@@ -20,6 +22,11 @@ _LATENCY_BUCKETS_S = (
     0.1,
     0.5,
 )
+
+
+def _heap_in_use_bytes() -> float:
+    mb = heap_in_use_mb()
+    return -1.0 if mb is None else mb * 2**20
 
 
 class PrometheusMetrics:
@@ -67,6 +74,19 @@ class PrometheusMetrics:
         self._analyze = self.stage_latency.labels("analyze")
         self._total = self.stage_latency.labels("total")
         self._recent_total_s: deque[float] = deque(maxlen=2048)
+        # the process: RSS, CPU, open fds (process_*), and what RSS does not tell apart from a
+        # fragmented heap (docs/architecture.md § Memory)
+        ProcessCollector(registry=r)
+        Gauge(
+            "edge_process_heap_in_use_bytes",
+            "Bytes malloc has handed out and not freed (glibc mallinfo2; -1 where unavailable)",
+            registry=r,
+        ).set_function(_heap_in_use_bytes)
+        Gauge(
+            "edge_process_python_blocks",
+            "Memory blocks Python's allocator has handed out and not freed",
+            registry=r,
+        ).set_function(python_blocks)
 
     def session_opened(self, active: int) -> None:
         self.sessions_total.inc()

@@ -23,6 +23,12 @@ async def test_health_and_metrics(node: EdgeNode) -> None:
     # every chunk ran in some analysis batch: the batch sizes add up to the chunks analysed
     sizes = [ln for ln in text.splitlines() if ln.startswith("edge_batch_chunks_sum")]
     assert sizes and float(sizes[0].split()[1]) == float(chunks[0].split()[1])
+    # the process: RSS from the standard collector, and the heap in use next to it
+    values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln[:1] != "#"}
+    rss_b = values["process_resident_memory_bytes"]
+    assert rss_b > 50 * 2**20
+    assert 2**20 < values["edge_process_heap_in_use_bytes"] < rss_b
+    assert values["edge_process_python_blocks"] > 10_000
 
 
 async def test_health_is_503_while_draining(node: EdgeNode) -> None:
