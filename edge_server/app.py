@@ -22,7 +22,7 @@ from .pipeline.batcher import ChunkBatcher
 from .pipeline.manager import SessionManager
 from .pipeline.offload import CpuOffloader
 from .pipeline.refined_tier import RefinedPool
-from .runtime import heap_in_use_mb, python_blocks, rss_mb
+from .runtime import heap_in_use_bytes, python_blocks, rss_mb
 from .store import open_store
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class EdgeNode:
 
     def _status(self) -> dict[str, object]:
         load = self._load()
-        heap = heap_in_use_mb()
+        heap_b = heap_in_use_bytes()
         return {
             "node_id": self.config.node_id,
             "zone": self.config.zone,
@@ -205,7 +205,7 @@ class EdgeNode:
                 "threads": threading.active_count(),
                 "asyncio_tasks": len(asyncio.all_tasks()),
                 "rss_mb": round(rss_mb(), 2),
-                "heap_in_use_mb": None if heap is None else round(heap, 3),
+                "heap_in_use_mb": None if heap_b is None else round(heap_b / 2**20, 3),
                 "python_blocks": python_blocks(),
             },
         }

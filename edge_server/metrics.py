@@ -6,7 +6,7 @@ from collections import deque
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from .runtime import heap_in_use_mb, python_blocks
+from .runtime import heap_in_use_bytes, python_blocks
 
 _LATENCY_BUCKETS_S = (
     0.00005,
@@ -25,8 +25,8 @@ _LATENCY_BUCKETS_S = (
 
 
 def _heap_in_use_bytes() -> float:
-    mb = heap_in_use_mb()
-    return -1.0 if mb is None else mb * 2**20
+    b = heap_in_use_bytes()
+    return -1.0 if b is None else float(b)
 
 
 class PrometheusMetrics:

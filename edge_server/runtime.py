@@ -7,8 +7,23 @@ import ctypes.util
 import logging
 import os
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    """The C library, loaded once: glibc's allocator calls below (None where unavailable)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+_LIBC = _load_libc()
 
 # glibc mallopt parameters
 _M_TRIM_THRESHOLD = -1
@@ -26,13 +41,8 @@ def tune_malloc(*, mmap_threshold_b: int = 32 << 20, trim_threshold_b: int = 32 
     side by side, docs/capacity.md). The price is up to ``trim_threshold_b + top_pad_b`` of
     freed heap kept per process. Returns False where mallopt is unavailable (not glibc).
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_LIBC, "mallopt", None)
+    if mallopt is None:
         return False
     ok = all(
         mallopt(param, value) == 1
@@ -59,20 +69,25 @@ class _MallInfo2(ctypes.Structure):
     ]  # fmt: skip
 
 
-def _load_mallinfo2() -> object | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        fn = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _MallInfo2
-    fn.argtypes = []
+def _load_mallinfo2() -> Any:
+    fn = getattr(_LIBC, "mallinfo2", None)  # glibc >= 2.33
+    if fn is not None:
+        fn.restype = _MallInfo2
+        fn.argtypes = []
     return fn
 
 
 _MALLINFO2 = _load_mallinfo2()
+
+
+def malloc_trim() -> bool:
+    """Give the heap's free pages back to the OS (glibc ``malloc_trim(0)``); False where
+    unavailable."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def rss_mb() -> float:
@@ -84,9 +99,9 @@ def rss_mb() -> float:
         return 0.0
 
 
-def heap_in_use_mb() -> float | None:
+def heap_in_use_bytes() -> int | None:
     """Bytes handed out by glibc's malloc and not yet freed (all arenas, mmapped blocks
-    included), MiB; None where mallinfo2 is unavailable (not glibc, or glibc < 2.33).
+    included); None where mallinfo2 is unavailable (not glibc, or glibc < 2.33).
 
     Unlike RSS this does not count freed memory the allocator keeps: churning WebRTC peers
     grew RSS by 8 MB over 25 rounds of 20 peers while this stayed within 32.4-33.8 MB, the
@@ -95,8 +110,8 @@ def heap_in_use_mb() -> float | None:
     """
     if _MALLINFO2 is None:
         return None
-    m = _MALLINFO2()  # type: ignore[operator]  # a ctypes function, typed as object above
-    return float(m.uordblks + m.hblkhd) / 2**20
+    m = _MALLINFO2()
+    return int(m.uordblks + m.hblkhd)
 
 
 def python_blocks() -> int:

@@ -89,7 +89,7 @@ class MemoryStore:
         old = self._live(session_id)
         epoch = (old.epoch + 1) if old else 1
         self._sessions[session_id] = _Session(
-            node_id=node_id, epoch=epoch, config=config, expires=self._clock() + self.ttl_s
+            node_id=node_id, epoch=epoch, config=config, expires=now + self.ttl_s
         )
         return epoch
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -44,6 +42,7 @@ from ..pipeline.events import ChunkAnalysis, ChunkOutcome
 from ..pipeline.manager import SessionManager
 from ..pipeline.session import Session
 from ..pipeline.settings import AnalysisKind, Encoding, make_settings
+from ..runtime import malloc_trim
 
 log = logging.getLogger(__name__)
 
@@ -321,21 +320,8 @@ def _release_native_memory() -> None:
     """
     t0 = time.perf_counter()
     freed = gc.collect()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    malloc_trim()
     log.info("released closed peers: %d objects, %.1f ms", freed, (time.perf_counter() - t0) * 1e3)
-
-
-def _load_libc() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-_LIBC = _load_libc()
 
 
 def _result_json(a: ChunkAnalysis, server_ns: int) -> dict[str, Any]:
