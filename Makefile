@@ -67,7 +67,7 @@ bench-capacity: $(STAMP)
 
 # Re-make both shipped models (edge_server/dsp/models/README.md) from self-rendered audio (not
 # part of CI: ~2.5 h on 2 cores; PyTorch in a separate venv; the pianos below and one npm
-# sample set). tune-thresholds re-chooses the shipped thresholds alone (~12 min, no PyTorch).
+# sample set). tune-thresholds re-chooses the shipped thresholds alone (~16 min, no PyTorch).
 TRAIN_VENV ?= /tmp/seminote-train
 TRAIN_DATA ?= /tmp/seminote-train/data
 TRAIN_PY   := PYTHONPATH=. $(TRAIN_VENV)/bin/python
@@ -86,6 +86,7 @@ held-out: train-env
 	$(TRAIN_PY) -m training.render --out $(TRAIN_DATA)/clips --minutes 480 --seed 3 --held-out
 
 tune-thresholds: held-out
+	$(TUNE_PY) -m training.tune_decisions --data $(TRAIN_DATA)/clips
 	$(TUNE_PY) -m training.tune_notes --data $(TRAIN_DATA)/clips
 
 train-notes: train-env

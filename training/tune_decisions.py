@@ -1,0 +1,154 @@
+"""Choose the onset decisions' adaptive-threshold settings on held-out self-rendered clips
+(never the corpus): stream each clip once, then replay the shipped decoder on what it saw.
+
+    python -m training.tune_decisions --data DIR/clips [--copies 2] [--jobs 2]
+
+Each held-out clip (number ending in 0; clean, and room-augmented exactly as the training
+copies) is streamed once through :class:`edge_server.dsp.analyzer.StreamAnalyzer` in
+1024-sample chunks, recording what the onset decisions receive: the network's per-hop outputs
+and the short-frame bands. Those are then run through
+:class:`edge_server.dsp.netonsets.NetOnsetDecoder` (the server's own decision code) for every
+``min_short_flux`` x ``rearm_margin`` x ``adapt_ratio`` x ``adapt_window_s`` in the grid, at
+the shipped onset threshold and offset, and scored with mir_eval as the corpus scorer does
+(50 ms): the mean onset F1 per copy, and their mean, which is what a choice may use.
+``training.tune_notes`` then streams the chosen setting end to end (onsets, note F1, the
+firing delay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+
+import edge_server.dsp.analyzer as analyzer_mod
+from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
+from edge_server.dsp.netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions
+from edge_server.dsp.notenet import NetOutput
+from training.features import augment, read_wav
+from training.tune import merged_onsets
+
+RATE_HZ = 44_100
+
+
+@dataclass(frozen=True)
+class Trace:
+    copy: int
+    piano: str
+    notes: list[list[float]]
+    onset: np.ndarray  # (n_hops,) float32, the network's onset probability
+    velocity: np.ndarray  # (n_hops,) float32
+    short: np.ndarray  # (n_hops, n_short_bands) float32
+    first_hop_end_s: float  # stream time of the end of hop 0
+
+
+def record(args: tuple[Path, int]) -> Trace:
+    """Stream one clip copy; keep what the onset decisions were given."""
+    wav, copy = args
+    x = read_wav(wav)
+    if copy:
+        x = augment(x, np.random.default_rng([int(wav.stem), copy]))
+    meta = json.loads(wav.with_suffix(".json").read_text())
+    onset: list[np.ndarray] = []
+    velocity: list[np.ndarray] = []
+    short: list[np.ndarray] = []
+    real = analyzer_mod.decide_onsets_many
+
+    def spy(
+        decoders: Sequence[NetOnsetDecoder], out: NetOutput, short_bands: np.ndarray
+    ) -> list[OnsetDecisions]:
+        onset.append(out.onset[0].copy())
+        velocity.append(out.velocity[0].copy())
+        short.append(short_bands[0].copy())
+        return real(decoders, out, short_bands)
+
+    analyzer_mod.decide_onsets_many = spy
+    try:
+        an = StreamAnalyzer(input_rate_hz=RATE_HZ, config=AnalyzerConfig(), notes=False)
+        for i in range(0, x.shape[0], 1024):
+            an.process(x[i : i + 1024])
+    finally:
+        analyzer_mod.decide_onsets_many = real
+    return Trace(
+        copy=copy,
+        piano=str(meta["piano"]),
+        notes=meta["notes"],
+        onset=np.concatenate(onset),
+        velocity=np.concatenate(velocity),
+        short=np.concatenate(short),
+        first_hop_end_s=an.config.hop_s - an.delay_s,
+    )
+
+
+def onset_f1(traces: list[Trace], params: DecisionParams) -> dict[int, float]:
+    """Mean onset F1 per copy with these decisions."""
+    hop_s = AnalyzerConfig().hop_s
+    by: dict[int, list[float]] = {}
+    for t in traces:
+        d = NetOnsetDecoder(hop_s=hop_s, params=params).process(
+            NetOutput(onset=t.onset, velocity=t.velocity), t.short
+        )
+        ends = d.onset_frames * hop_s + t.first_hop_end_s
+        est = np.sort(np.maximum(ends - params.onset_offset_s, 0.0))
+        f = mir_eval.onset.f_measure(merged_onsets(t.notes), est, window=0.05)[0]
+        by.setdefault(t.copy, []).append(float(f))
+    return {c: float(np.mean(v)) for c, v in sorted(by.items())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--min-short-fluxes", default="2.5,3,4,5")
+    ap.add_argument("--rearm-margins", default="0,0.1,0.15,0.2")
+    ap.add_argument("--adapt-ratios", default="0,0.4,0.5,0.6")
+    ap.add_argument("--adapt-windows-s", default="0.2,0.35")
+    a = ap.parse_args()
+    wavs = sorted(a.data.glob("*0.wav"))
+    with ProcessPoolExecutor(a.jobs) as ex:
+        traces = list(ex.map(record, [(w, k) for w in wavs for k in range(a.copies)], chunksize=4))
+    print(f"{len(wavs)} held-out clips x {a.copies} copies")
+    base = DecisionParams()
+    grid = itertools.product(
+        [float(v) for v in a.min_short_fluxes.split(",")],
+        [float(v) for v in a.rearm_margins.split(",")],
+        [float(v) for v in a.adapt_ratios.split(",")],
+        [float(v) for v in a.adapt_windows_s.split(",")],
+    )
+    rows = []
+    for flux, margin, ratio, window_s in grid:
+        if ratio == 0 and window_s != float(a.adapt_windows_s.split(",")[0]):
+            continue  # no raised threshold: the window does nothing
+        p = replace(
+            base,
+            min_short_flux=flux,
+            rearm_margin=margin,
+            adapt_ratio=ratio,
+            adapt_window_s=window_s,
+        )
+        m = onset_f1(traces, p)
+        mean = float(np.mean([*m.values()]))
+        rows.append((mean, flux, margin, ratio, window_s))
+        per_copy = " ".join(f"copy{c}: {v:.4f}" for c, v in m.items())
+        print(
+            f"min_short_flux {flux:.1f} rearm_margin {margin:.2f} adapt_ratio {ratio:.2f} "
+            f"adapt_window_s {window_s:.2f}: {per_copy} mean {mean:.4f}",
+            flush=True,
+        )
+    best = max(rows)
+    print(
+        f"best: min_short_flux {best[1]:.1f} rearm_margin {best[2]:.2f} adapt_ratio "
+        f"{best[3]:.2f} adapt_window_s {best[4]:.2f} (mean onset F1 {best[0]:.4f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
