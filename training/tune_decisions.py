@@ -1,11 +1,14 @@
 """Choose the onset decisions' adaptive-threshold settings on held-out self-rendered clips
 (never the corpus): stream each clip once, then replay the shipped decoder on what it saw.
 
-    python -m training.tune_decisions --data DIR/clips [--copies 2] [--jobs 2]
+    python -m training.tune_decisions --data DIR/clips [--copies 3] [--jobs 2]
 
-Each held-out clip (number ending in 0; clean, and room-augmented exactly as the training
-copies) is streamed once through :class:`edge_server.dsp.analyzer.StreamAnalyzer` in
-1024-sample chunks, recording what the onset decisions receive: the network's per-hop outputs
+Each held-out clip (number ending in 0) is streamed once in each of three copies: clean
+(copy 0), room-augmented exactly as the training copies (copy 1), and the clean clip through
+Opus at 64 kbit/s as a WebRTC or Opus gRPC client sends it (copy 2: 48 kHz, 20 ms frames,
+decoded with libopus as the server decodes it). Each copy is streamed once through
+:class:`edge_server.dsp.analyzer.StreamAnalyzer` (1024-sample chunks; the Opus copy in 20 ms
+frames), recording what the onset decisions receive: the network's per-hop outputs
 and the short-frame bands. Those are then run through
 :class:`edge_server.dsp.netonsets.NetOnsetDecoder` (the server's own decision code) for every
 ``min_short_flux`` x ``rearm_margin`` x ``adapt_ratio`` x ``adapt_window_s`` in the grid, at
@@ -27,8 +30,11 @@ from pathlib import Path
 
 import mir_eval
 import numpy as np
+import opuslib
 
 import edge_server.dsp.analyzer as analyzer_mod
+from clients.opus import OPUS_RATE_HZ, encode_opus
+from clients.wav import WavAudio
 from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
 from edge_server.dsp.netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions
 from edge_server.dsp.notenet import NetOutput
@@ -36,6 +42,7 @@ from training.features import augment, read_wav
 from training.tune import merged_onsets
 
 RATE_HZ = 44_100
+OPUS_COPY = 2
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,10 @@ def record(args: tuple[Path, int]) -> Trace:
     """Stream one clip copy; keep what the onset decisions were given."""
     wav, copy = args
     x = read_wav(wav)
-    if copy:
+    rate_hz, chunk = RATE_HZ, 1024
+    if copy == OPUS_COPY:
+        x, rate_hz, chunk = opus_round_trip(x), OPUS_RATE_HZ, OPUS_RATE_HZ // 50
+    elif copy:
         x = augment(x, np.random.default_rng([int(wav.stem), copy]))
     meta = json.loads(wav.with_suffix(".json").read_text())
     onset: list[np.ndarray] = []
@@ -71,9 +81,9 @@ def record(args: tuple[Path, int]) -> Trace:
 
     analyzer_mod.decide_onsets_many = spy
     try:
-        an = StreamAnalyzer(input_rate_hz=RATE_HZ, config=AnalyzerConfig(), notes=False)
-        for i in range(0, x.shape[0], 1024):
-            an.process(x[i : i + 1024])
+        an = StreamAnalyzer(input_rate_hz=rate_hz, config=AnalyzerConfig(), notes=False)
+        for i in range(0, x.shape[0], chunk):
+            an.process(x[i : i + chunk])
     finally:
         analyzer_mod.decide_onsets_many = real
     return Trace(
@@ -85,6 +95,17 @@ def record(args: tuple[Path, int]) -> Trace:
         short=np.concatenate(short),
         first_hop_end_s=an.config.hop_s - an.delay_s,
     )
+
+
+def opus_round_trip(x: np.ndarray, *, bitrate_bps: int = 64_000) -> np.ndarray:
+    """``x`` (44.1 kHz mono float32) encoded as a client encodes it and decoded with libopus:
+    48 kHz mono float32."""
+    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    audio = WavAudio(data=pcm, encoding="PCM16_LE", sample_rate_hz=RATE_HZ, channels=1)
+    dec = opuslib.Decoder(OPUS_RATE_HZ, 1)
+    frame = OPUS_RATE_HZ // 50
+    out = [dec.decode(p, frame) for p in encode_opus(audio, bitrate_bps=bitrate_bps).packets]
+    return np.frombuffer(b"".join(out), "<i2").astype(np.float32) / 32768.0
 
 
 def onset_f1(traces: list[Trace], params: DecisionParams) -> dict[int, float]:
@@ -105,11 +126,11 @@ def onset_f1(traces: list[Trace], params: DecisionParams) -> dict[int, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--copies", type=int, default=3, help="2: without the Opus copy")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--min-short-fluxes", default="2.5,3,4,5")
-    ap.add_argument("--rearm-margins", default="0,0.1,0.15,0.2")
-    ap.add_argument("--adapt-ratios", default="0,0.4,0.5,0.6")
+    ap.add_argument("--min-short-fluxes", default="3,4,5")
+    ap.add_argument("--rearm-margins", default="0,0.15,0.2")
+    ap.add_argument("--adapt-ratios", default="0,0.5,0.6")
     ap.add_argument("--adapt-windows-s", default="0.2,0.35")
     a = ap.parse_args()
     wavs = sorted(a.data.glob("*0.wav"))
