@@ -30,30 +30,28 @@ from pathlib import Path
 
 import mir_eval
 import numpy as np
-import opuslib
 
 import edge_server.dsp.analyzer as analyzer_mod
-from clients.opus import OPUS_RATE_HZ, encode_opus
+from clients.opus import FRAME_MS, OPUS_RATE_HZ, encode_opus
 from clients.wav import WavAudio
 from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer
 from edge_server.dsp.netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions
 from edge_server.dsp.notenet import NetOutput
-from training.features import augment, read_wav
-from training.tune import merged_onsets
+from edge_server.pipeline.opus_decode import OpusPacketDecoder
+from training.features import RATE_HZ, augment, read_wav
+from training.tune import decode, merged_onsets
 
-RATE_HZ = 44_100
 OPUS_COPY = 2
+OPUS_FRAME = OPUS_RATE_HZ * FRAME_MS // 1000  # samples per packet
 
 
 @dataclass(frozen=True)
 class Trace:
     copy: int
-    piano: str
     notes: list[list[float]]
     onset: np.ndarray  # (n_hops,) float32, the network's onset probability
-    velocity: np.ndarray  # (n_hops,) float32
     short: np.ndarray  # (n_hops, n_short_bands) float32
-    first_hop_end_s: float  # stream time of the end of hop 0
+    delay_s: float  # the analyzer's delay: hop f ends at (f + 1) * hop_s - delay_s
 
 
 def record(args: tuple[Path, int]) -> Trace:
@@ -62,12 +60,10 @@ def record(args: tuple[Path, int]) -> Trace:
     x = read_wav(wav)
     rate_hz, chunk = RATE_HZ, 1024
     if copy == OPUS_COPY:
-        x, rate_hz, chunk = opus_round_trip(x), OPUS_RATE_HZ, OPUS_RATE_HZ // 50
+        x, rate_hz, chunk = opus_round_trip(x), OPUS_RATE_HZ, OPUS_FRAME
     elif copy:
         x = augment(x, np.random.default_rng([int(wav.stem), copy]))
-    meta = json.loads(wav.with_suffix(".json").read_text())
     onset: list[np.ndarray] = []
-    velocity: list[np.ndarray] = []
     short: list[np.ndarray] = []
     real = analyzer_mod.decide_onsets_many
 
@@ -75,7 +71,6 @@ def record(args: tuple[Path, int]) -> Trace:
         decoders: Sequence[NetOnsetDecoder], out: NetOutput, short_bands: np.ndarray
     ) -> list[OnsetDecisions]:
         onset.append(out.onset[0].copy())
-        velocity.append(out.velocity[0].copy())
         short.append(short_bands[0].copy())
         return real(decoders, out, short_bands)
 
@@ -88,37 +83,30 @@ def record(args: tuple[Path, int]) -> Trace:
         analyzer_mod.decide_onsets_many = real
     return Trace(
         copy=copy,
-        piano=str(meta["piano"]),
-        notes=meta["notes"],
+        notes=json.loads(wav.with_suffix(".json").read_text())["notes"],
         onset=np.concatenate(onset),
-        velocity=np.concatenate(velocity),
         short=np.concatenate(short),
-        first_hop_end_s=an.config.hop_s - an.delay_s,
+        delay_s=an.delay_s,
     )
 
 
 def opus_round_trip(x: np.ndarray, *, bitrate_bps: int = 64_000) -> np.ndarray:
-    """``x`` (44.1 kHz mono float32) encoded as a client encodes it and decoded with libopus:
-    48 kHz mono float32."""
+    """``x`` (44.1 kHz mono float32) encoded as a client encodes it and decoded by the
+    server's decoder: 48 kHz mono float32."""
     pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     audio = WavAudio(data=pcm, encoding="PCM16_LE", sample_rate_hz=RATE_HZ, channels=1)
-    dec = opuslib.Decoder(OPUS_RATE_HZ, 1)
-    frame = OPUS_RATE_HZ // 50
-    out = [dec.decode(p, frame) for p in encode_opus(audio, bitrate_bps=bitrate_bps).packets]
-    return np.frombuffer(b"".join(out), "<i2").astype(np.float32) / 32768.0
+    dec = OpusPacketDecoder(sample_rate_hz=OPUS_RATE_HZ, channels=1)
+    packets = encode_opus(audio, bitrate_bps=bitrate_bps).packets
+    return np.concatenate([dec.decode(p) for p in packets])
 
 
 def onset_f1(traces: list[Trace], params: DecisionParams) -> dict[int, float]:
     """Mean onset F1 per copy with these decisions."""
-    hop_s = AnalyzerConfig().hop_s
     by: dict[int, list[float]] = {}
     for t in traces:
-        d = NetOnsetDecoder(hop_s=hop_s, params=params).process(
-            NetOutput(onset=t.onset, velocity=t.velocity), t.short
-        )
-        ends = d.onset_frames * hop_s + t.first_hop_end_s
-        est = np.sort(np.maximum(ends - params.onset_offset_s, 0.0))
-        f = mir_eval.onset.f_measure(merged_onsets(t.notes), est, window=0.05)[0]
+        out = NetOutput(onset=t.onset, velocity=np.zeros_like(t.onset))  # velocity: unread
+        onsets, _ = decode(out, t.short, t.delay_s, params)
+        f = mir_eval.onset.f_measure(merged_onsets(t.notes), np.sort(onsets), window=0.05)[0]
         by.setdefault(t.copy, []).append(float(f))
     return {c: float(np.mean(v)) for c, v in sorted(by.items())}
 
