@@ -14,6 +14,10 @@ and the short-frame bands. Those are then run through
 ``min_short_flux`` x ``rearm_margin`` x ``adapt_ratio`` x ``adapt_window_s`` in the grid, at
 the shipped onset threshold and offset, and scored with mir_eval as the corpus scorer does
 (50 ms): the mean onset F1 per copy, and their mean, which is what a choice may use.
+For the best setting it then says why the true onsets it misses are missed
+(:func:`miss_causes`): the network's probability never reached the threshold, or it did and a
+decision rule held the onset back, or a reported onset nearby was matched to another true
+onset. That tells whether better decisions or a better network is the next step.
 ``training.tune_notes`` then streams the chosen setting end to end (onsets, note F1, the
 firing delay).
 """
@@ -111,6 +115,53 @@ def onset_f1(traces: list[Trace], params: DecisionParams) -> dict[int, float]:
     return {c: float(np.mean(v)) for c, v in sorted(by.items())}
 
 
+MISS_CAUSES = (
+    "network: peak under threshold - rearm_margin",
+    "network: peak under threshold",
+    "decisions: crossed, held back",
+    "taken: a reported onset nearby matched another",
+)
+
+
+def miss_causes(trace: Trace, params: DecisionParams) -> dict[str, int]:
+    """Why each true onset (notes within 30 ms merged) that ``params`` misses is missed.
+
+    A miss is a true onset mir_eval matches to no reported onset (50 ms). The hops that could
+    report it are those whose reported time (end of the hop minus ``onset_offset_s``) lies
+    within 50 ms of it. If a reported onset lies within 50 ms, it was matched to another true
+    onset (two onsets closer than the decisions' refractory, or a neighbour's better match):
+    ``taken``. Otherwise, if the network's onset probability stayed under
+    ``onset_threshold`` over those hops it is the network's miss, split by its peak (under
+    ``onset_threshold - rearm_margin``: not even close); if it reached the threshold, a
+    decision rule (short-band gate, refractory, re-arm margin, raised threshold) held the
+    onset back.
+    """
+    hop_s = AnalyzerConfig().hop_s
+    out = NetOutput(onset=trace.onset, velocity=np.zeros_like(trace.onset))
+    onsets, _ = decode(out, trace.short, trace.delay_s, params)
+    ref = merged_onsets(trace.notes)
+    matched = {r for r, _ in mir_eval.util.match_events(ref, onsets, 0.05)}
+    counts = dict.fromkeys(MISS_CAUSES, 0)
+    # reported time of hop h: (h + 1) * hop_s - delay_s - onset_offset_s
+    shift_s = trace.delay_s + params.onset_offset_s
+    for i, t in enumerate(ref):
+        if i in matched:
+            continue
+        if onsets.size and np.min(np.abs(onsets - t)) <= 0.05:
+            counts[MISS_CAUSES[3]] += 1
+            continue
+        lo = max(int(np.ceil((t - 0.05 + shift_s) / hop_s)) - 1, 0)
+        hi = int(np.floor((t + 0.05 + shift_s) / hop_s))
+        peak = float(trace.onset[lo:hi].max()) if hi > lo else 0.0
+        if peak < params.onset_threshold - params.rearm_margin:
+            counts[MISS_CAUSES[0]] += 1
+        elif peak < params.onset_threshold:
+            counts[MISS_CAUSES[1]] += 1
+        else:
+            counts[MISS_CAUSES[2]] += 1
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -157,6 +208,23 @@ def main() -> None:
         f"best: min_short_flux {best[1]:.1f} rearm_margin {best[2]:.2f} adapt_ratio "
         f"{best[3]:.2f} adapt_window_s {best[4]:.2f} (mean onset F1 {best[0]:.4f})"
     )
+    chosen = replace(
+        base,
+        min_short_flux=best[1],
+        rearm_margin=best[2],
+        adapt_ratio=best[3],
+        adapt_window_s=best[4],
+    )
+    print("why the best setting misses true onsets (share of its misses):")
+    for copy in range(a.copies):
+        total = dict.fromkeys(MISS_CAUSES, 0)
+        for t in traces:
+            if t.copy == copy:
+                for k, v in miss_causes(t, chosen).items():
+                    total[k] += v
+        n = max(sum(total.values()), 1)
+        shares = "; ".join(f"{k} {v} ({v / n:.2f})" for k, v in total.items())
+        print(f"  copy{copy}: {sum(total.values())} missed: {shares}", flush=True)
 
 
 if __name__ == "__main__":

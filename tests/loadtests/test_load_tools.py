@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from loadtests.batch_cost import STAGES, timed_stages
 from tests.procs import edge_node, stop
 from tests.signals import struck_string
 
@@ -91,7 +92,7 @@ async def test_batch_cost_bench_reports_each_batch_size(tmp_path: Path) -> None:
             w.writeframes((x * 32767).astype("<i2").tobytes())
     bench = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadtests.batch_cost", "--streams", "1,3", "--calls", "25",
-        "--repeats", "1", "--period-s", "0.002", "--corpus", str(tmp_path),
+        "--repeats", "1", "--period-s", "0.002", "--corpus", str(tmp_path), "--stages",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(bench.communicate(), 120)
@@ -101,6 +102,28 @@ async def test_batch_cost_bench_reports_each_batch_size(tmp_path: Path) -> None:
     for size in ("1", "3"):
         cost = summary["us_per_chunk"][size]
         assert all(1 < cost[gap] < 1e5 for gap in ("cadence", "busy", "back_to_back")), cost
+        for gap in ("cadence", "back_to_back"):
+            split = summary["stages_us_per_chunk"][size][gap]
+            # every stage ran (fast notes too: the signals have onsets) and the glue is the rest
+            assert set(split) == {*STAGES.values(), "rest"}, split
+            assert all(split[k] > 0 for k in STAGES.values()), split
+            assert 1 < sum(split.values()) < 1e5 and split["rest"] > -1, split
+
+
+def test_timed_stages_counts_each_stage_and_restores_the_analyzer() -> None:
+    """Each stage's CPU is counted under its label while open; afterwards the analyzer calls
+    its own functions again (no timer left behind)."""
+    import edge_server.dsp.analyzer as analyzer_mod
+    from edge_server.dsp.analyzer import AnalyzerConfig, StreamAnalyzer, analyze_many
+
+    real = {name: getattr(analyzer_mod, name) for name in STAGES}
+    x = struck_string(sample_rate_hz=44100, duration_s=0.5, notes=[(0.1, 60)])
+    an = StreamAnalyzer(input_rate_hz=44100, config=AnalyzerConfig(), notes=True)
+    with timed_stages() as spent:
+        for i in range(0, x.shape[0], 1024):
+            analyze_many([an], [x[i : i + 1024]])
+    assert all(spent[label] > 0 for label in STAGES.values()), spent
+    assert {name: getattr(analyzer_mod, name) for name in STAGES} == real
 
 
 def test_offgil_model_advances_streams_as_the_analysis_does() -> None:
