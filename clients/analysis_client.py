@@ -42,6 +42,8 @@ _ANALYSES = {
     "NOTES": pb.ANALYSIS_NOTES,
     "REFINED_NOTES": pb.ANALYSIS_REFINED_NOTES,
 }
+#: the analyses a gRPC stream may ask for, by the names StreamOptions takes
+STREAM_ANALYSES = tuple(_ANALYSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,8 @@ class FlowState:
     next_seq: int = 0
     answered_upto: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set once the node accepted the config (StreamStarted)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def in_credit(self) -> bool:
@@ -189,6 +193,7 @@ class FlowState:
         if isinstance(event, StreamStartedEvent):
             self.credit_chunks = event.credit_chunks
             self.max_chunk_bytes = event.max_chunk_bytes
+            self.started.set()
         elif isinstance(event, ChunkResultEvent) and not event.replayed:
             self.answered(event.seq)
         elif isinstance(event, StreamWarningEvent) and event.seq >= 0:
@@ -220,6 +225,16 @@ class StreamOptions:
     realtime: bool = False
     session_id: str = ""
     client_name: str = "edge-client"
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.analyses if a not in _ANALYSES]
+        if unknown:
+            raise ValueError(
+                f"StreamOptions.analyses: unknown {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(_ANALYSES)}"
+            )
+        if self.chunk_frames < 1:
+            raise ValueError(f"StreamOptions.chunk_frames must be >= 1, not {self.chunk_frames}")
 
 
 def config_request(audio: Audio, options: StreamOptions) -> pb.AnalyzeRequest:
@@ -346,7 +361,13 @@ class AnalysisClient:
         await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
 
     async def stream(self, audio: Audio, options: StreamOptions) -> AsyncIterator[StreamEvent]:
-        """Stream ``audio`` and yield events as they arrive; raises ``grpc.aio.AioRpcError``."""
+        """Stream ``audio`` and yield events as they arrive; raises ``grpc.aio.AioRpcError``.
+
+        Audio is sent once the node has accepted the config (StreamStarted): a refused stream
+        (``RESOURCE_EXHAUSTED`` at capacity, ``INVALID_ARGUMENT``) then reports the node's own
+        status. A write racing the node's refusal would make grpc.aio report ``INTERNAL:
+        Internal error from Core`` instead (grpc/grpc#36066), and the first chunk is cut to
+        the node's ``max_chunk_bytes``, which only StreamStarted tells."""
         call = self._stub.Analyze()
         flow = FlowState()
         sender = asyncio.create_task(self._send(call, audio, options, flow))
@@ -354,6 +375,8 @@ class AnalysisClient:
             while True:
                 msg = await call.read()
                 if msg is grpc.aio.EOF:
+                    if not flow.started.is_set():  # the sender still waits for it
+                        raise RuntimeError("the node ended the stream before StreamStarted")
                     break
                 event = event_from_pb(msg, time.monotonic_ns())
                 if event is not None:
@@ -386,12 +409,14 @@ class AnalysisClient:
         pending = bytearray()
 
         async def send(data: bytes) -> None:
+            await flow.started.wait()  # see stream()
             chunk = pb.AudioChunk(seq=flow.next_seq, data=data, capture_t_ns=time.monotonic_ns())
             flow.next_seq += 1
             await call.write(pb.AnalyzeRequest(audio=chunk))
 
         async def send_pending() -> None:
             """The kept audio, in chunks of at most the node's largest (whole frames)."""
+            await flow.started.wait()  # the largest is in StreamStarted
             limit = flow.max_chunk_bytes // frame_bytes * frame_bytes or len(pending)
             for i in range(0, len(pending), limit):
                 await send(bytes(pending[i : i + limit]))

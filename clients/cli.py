@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
 
 from .analysis_client import (
+    STREAM_ANALYSES,
     AnalysisClient,
     Audio,
     ChunkResultEvent,
@@ -24,7 +25,7 @@ from .analysis_client import (
     StreamSummaryEvent,
     StreamWarningEvent,
 )
-from .opus import encode_opus
+from .opus import MAX_BITRATE_BPS, MIN_BITRATE_BPS, encode_opus
 from .results import StreamResult
 from .resume import ResilientStream
 from .router_client import RouteQuery, connect_routed
@@ -132,10 +133,37 @@ async def stream_file(
 
 def _options(args: argparse.Namespace) -> StreamOptions:
     return StreamOptions(
-        chunk_frames=args.chunk_frames,
-        realtime=args.realtime,
-        analyses=tuple(a.strip().upper() for a in args.analyses.split(",") if a.strip()),
+        chunk_frames=args.chunk_frames, realtime=args.realtime, analyses=args.analyses
     )
+
+
+def _analyses(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: comma-separated analysis names (any case) among ``allowed``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(a.strip().upper() for a in text.split(",") if a.strip())
+        bad = [a for a in names if a not in allowed]
+        if bad or not names:
+            what = f"unknown {', '.join(map(repr, bad))}" if bad else "none given"
+            raise argparse.ArgumentTypeError(f"{what}; allowed: {', '.join(allowed)}")
+        return names
+
+    return parse
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], not {v}")
+        return v
+
+    return parse
 
 
 async def _cmd_stream(args: argparse.Namespace) -> int:
@@ -199,8 +227,7 @@ async def _cmd_webrtc(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     wav = await asyncio.to_thread(read_wav, path)
-    analyses = tuple(a.strip().upper() for a in args.analyses.split(",") if a.strip())
-    r = await stream_webrtc(args.url, wav, analyses=analyses)
+    r = await stream_webrtc(args.url, wav, analyses=args.analyses)
     if args.out_dir:
         out = Path(args.out_dir)
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -265,8 +292,18 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--realtime", action="store_true", help="pace at the audio's own rate")
-        sp.add_argument("--chunk-frames", type=int, default=1024, help="frames per chunk")
-        sp.add_argument("--analyses", default="ONSETS,FEATURES", help="comma-separated")
+        sp.add_argument(
+            "--chunk-frames",
+            type=_int_in(1, 10**7),
+            default=1024,
+            help="frames per chunk (a node takes at most 0.5 s of audio per chunk by default)",
+        )
+        sp.add_argument(
+            "--analyses",
+            type=_analyses(STREAM_ANALYSES),
+            default="ONSETS,FEATURES",
+            help=f"comma-separated, any of {', '.join(STREAM_ANALYSES)}",
+        )
         sp.add_argument(
             "--encoding",
             choices=["pcm", "opus"],
@@ -274,7 +311,10 @@ def _parser() -> argparse.ArgumentParser:
             help="pcm: the WAV's samples; opus: 20 ms Opus packets at 48 kHz (opuslib)",
         )
         sp.add_argument(
-            "--opus-bitrate", type=int, default=64_000, help="bit/s with --encoding opus"
+            "--opus-bitrate",
+            type=_int_in(MIN_BITRATE_BPS, MAX_BITRATE_BPS),
+            default=64_000,
+            help="bit/s with --encoding opus",
         )
 
     s = sub.add_parser("stream", help="stream one WAV and print results as they arrive")
@@ -315,6 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true")
     w.add_argument(
         "--analyses",
+        type=_analyses(("ONSETS", "FEATURES", "NOTES")),
         default="ONSETS,FEATURES,NOTES",
         help="comma-separated: ONSETS, FEATURES, NOTES (the fast tier; no REFINED_NOTES here)",
     )

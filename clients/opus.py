@@ -10,6 +10,9 @@ import opuslib
 from .wav import WavAudio, _resample
 
 OPUS_RATE_HZ = 48_000
+#: libopus's bitrate range, bit/s
+MIN_BITRATE_BPS = 500
+MAX_BITRATE_BPS = 512_000
 FRAME_MS = 20
 
 
@@ -27,7 +30,12 @@ class OpusAudio:
 
 
 def encode_opus(audio: WavAudio, *, bitrate_bps: int = 64_000) -> OpusAudio:
-    """Resample to 48 kHz if needed and encode 20 ms packets (application AUDIO)."""
+    """Resample to 48 kHz if needed and encode 20 ms packets (application AUDIO);
+    ``bitrate_bps`` in ``[MIN_BITRATE_BPS, MAX_BITRATE_BPS]`` (libopus's range)."""
+    if not MIN_BITRATE_BPS <= bitrate_bps <= MAX_BITRATE_BPS:
+        raise ValueError(
+            f"Opus bitrate_bps must be in [{MIN_BITRATE_BPS}, {MAX_BITRATE_BPS}], not {bitrate_bps}"
+        )
     if audio.encoding == "PCM16_LE":
         x = np.frombuffer(audio.data, "<i2").astype(np.float32) / 32768.0
     else:

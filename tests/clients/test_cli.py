@@ -78,3 +78,32 @@ def test_main_reports_connection_failure(wav: Path, capsys: pytest.CaptureFixtur
     code = cli.main(["stream", str(wav), "--target", "127.0.0.1:1"])
     assert code == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--analyses", "onsets,bogus"], "--analyses: unknown 'BOGUS'; allowed: ONSETS, FEATURES"),
+        (["--analyses", ","], "--analyses: none given; allowed: ONSETS"),
+        (["--chunk-frames", "0"], "--chunk-frames: must be in [1, 10000000], not 0"),
+        (["--chunk-frames", "1k"], "--chunk-frames: not an integer: '1k'"),
+        (["--opus-bitrate", "0"], "--opus-bitrate: must be in [500, 512000], not 0"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_allowed_values(
+    wav: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad option is a usage error (exit 2) naming the option and what it allows, before
+    any connection (the target does not exist); it was a KeyError traceback, a silent
+    zero-chunk stream or an opuslib error."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["stream", str(wav), "--target", "127.0.0.1:1", *argv])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_webrtc_refuses_the_refined_tier(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["webrtc", "x.wav", "--url", "http://127.0.0.1:1", "--analyses", "refined_notes"])
+    assert e.value.code == 2
+    assert "unknown 'REFINED_NOTES'; allowed: ONSETS, FEATURES, NOTES" in capsys.readouterr().err

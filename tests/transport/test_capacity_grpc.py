@@ -73,3 +73,32 @@ async def test_realtime_client_merges_chunks_when_asked(node: EdgeNode) -> None:
     assert result.chunks <= n_chunks * 0.6  # chunks merged (2x, then larger)
     times = sorted(o.time_s for o in result.onsets)
     assert times == pytest.approx([0.3, 0.6, 0.9], abs=0.012)
+
+
+async def test_client_reports_the_nodes_refusal_not_internal(node: EdgeNode) -> None:
+    """A refused stream reads as the node's status through the client, every time. (The
+    client sends audio only after StreamStarted: an audio write racing the refusal made
+    grpc.aio report INTERNAL "Internal error from Core" in 37 of 40 tries, grpc/grpc#36066.)"""
+    wav = WavAudio(b"".join(note_chunks()), "PCM16_LE", 44100, 1)
+    node.batcher.overloaded = lambda: True  # type: ignore[method-assign]
+    async with AnalysisClient(f"127.0.0.1:{node.grpc_port}") as c:
+        for _ in range(10):
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                async for _ in c.stream(wav, StreamOptions(chunk_frames=256)):
+                    pass
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value.details()
+            assert "overloaded" in (e.value.details() or "")
+
+
+async def test_client_cuts_chunks_to_the_nodes_largest(node: EdgeNode) -> None:
+    """Asked for chunks larger than the node takes (0.5 s), the client sends the node's
+    largest (StreamStarted.max_chunk_bytes), from the first chunk on; all audio is analysed."""
+    pcm = b"".join(note_chunks(duration_s=3.0))
+    wav = WavAudio(pcm, "PCM16_LE", 44100, 1)
+    result = StreamResult()
+    async with AnalysisClient(f"127.0.0.1:{node.grpc_port}") as c:
+        async for ev in c.stream(wav, StreamOptions(chunk_frames=3 * 44100)):
+            result.add(ev)
+    assert result.summary is not None and not result.warnings
+    assert result.summary.stream_time_s == pytest.approx(3.0)
+    assert result.chunks == 6  # 3 s in chunks of at most 0.5 s
