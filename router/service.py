@@ -242,7 +242,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise invalid(f"body is over {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw or b"{}")
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep to parse
         raise invalid(f"body is not JSON: {e}") from None
     if not isinstance(body, dict):
         raise invalid("body must be a JSON object")

@@ -66,7 +66,7 @@ def unpack_records(packed: bytes) -> list[StreamRecord]:
         ]
     except BatchError:
         raise
-    except (zlib.error, ValueError, TypeError) as e:
+    except (zlib.error, ValueError, TypeError, RecursionError) as e:
         raise BatchError(f"batch body is not a record list: {e}") from None
 
 

@@ -164,7 +164,7 @@ class HttpEndpoint:
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json()
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep to parse
             raise invalid(f"body is not JSON: {e}") from None
         if not isinstance(body, dict):
             raise invalid("body must be a JSON object")

@@ -143,6 +143,14 @@ class WebRtcGateway:
         except Exception as e:  # noqa: BLE001 - aiortc raises plain ValueErrors etc. on bad SDP
             await self.close(sid, reason="bad_offer")
             raise StreamError(ErrorKind.INVALID_ARGUMENT, f"sdp: not a usable offer ({e})") from e
+        if not any(t.kind == "audio" for t in pc.getTransceivers()):
+            # nothing could ever be analysed: refuse now rather than hold a peer until the
+            # no-media watchdog closes it
+            await self.close(sid, reason="bad_offer")
+            raise StreamError(
+                ErrorKind.INVALID_ARGUMENT,
+                "sdp: the offer has no audio media section (m=audio); send the microphone track",
+            )
         peer.tasks.append(asyncio.create_task(self._send_loop(peer), name="send"))
         peer.tasks.append(asyncio.create_task(self._no_media_watchdog(peer), name="watchdog"))
         local = pc.localDescription

@@ -112,6 +112,8 @@ async def test_duplicate_id_from_another_address_and_oversized_body(
             assert r.status in (400, 413)
         async with http.post(f"{base}/route", data=b"not json") as r:
             assert r.status == 400 and "not JSON" in (await r.json())["message"]
+        async with http.post(f"{base}/route", data=b"[" * 5000) as r:  # too deep: was a 500
+            assert r.status == 400 and "not JSON" in (await r.json())["message"]
         async with http.get(f"{base}/nodes") as r:
             nodes = (await r.json())["nodes"]
     assert [(n["node_id"], n["address"]) for n in nodes] == [("n1", "127.0.0.1:5001")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ def test_seal_open_round_trip_and_tampering() -> None:
         open_sealed(codec, body, nonce, key=None, kid=key_id(KEY), associated=ad)
     with pytest.raises(BatchError, match="not a record list"):
         unpack_records(b"garbage")
+    with pytest.raises(BatchError, match="not a record list"):  # nested too deep to parse
+        unpack_records(zlib.compress(b"[" * 5000))
     with pytest.raises(ValueError, match="256"):
         parse_key("00" * 16)
 

@@ -150,6 +150,7 @@ async def test_analyze_returns_notes_of_both_tiers(node: EdgeNode) -> None:
             "sdp: not a usable offer",
         ),
         ("/api/v1/webrtc/offer", {"sdp": "v=0", "type": "answer"}, 400, "expected 'offer'"),
+        ("/api/v1/webrtc/offer", {"sdp": "v=0", "type": "offer"}, 400, "no audio media section"),
         (
             "/api/v1/webrtc/offer",
             {"sdp": "v=0", "type": "offer", "options": {"analyses": ["ONSETS", "REFINED_NOTES"]}},
@@ -187,3 +188,9 @@ async def test_unknown_session_and_not_json(node: EdgeNode) -> None:
         async with http.post(f"{base}/api/v1/audio/analyze", data=b"{not json") as r:
             assert r.status == 400
             check(await r.json(), "Error")
+        # nested too deep for the JSON parser (it raised RecursionError: a 500)
+        async with http.post(f"{base}/api/v1/audio/analyze", data=b"[" * 100_000) as r:
+            assert r.status == 400
+            out = await r.json()
+            check(out, "Error")
+            assert "not JSON" in out["message"]
