@@ -90,7 +90,7 @@ class NodeInfo:
             )
         except KeyError as e:
             raise invalid(f"node.{e.args[0]} is required") from None
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:  # Overflow: int() of infinity
             raise invalid(f"node: malformed field ({e})") from None
         return validate_node(info)
 
@@ -149,8 +149,14 @@ def validate_node(n: NodeInfo) -> NodeInfo:
 
 
 def validate_load(load: NodeLoad) -> NodeLoad:
-    if load.active_sessions < 0:
-        raise invalid(f"load.active_sessions={load.active_sessions} must be >= 0")
+    """``load`` if its fields have the right types and ranges (it may come from JSON)."""
+    n = load.active_sessions
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise invalid(f"load.active_sessions={n!r} must be an integer >= 0")
+    for name in ("cpu_fraction", "p95_latency_ms"):
+        v = getattr(load, name)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise invalid(f"load.{name}={v!r} must be a number")
     if not (math.isfinite(load.cpu_fraction) and 0.0 <= load.cpu_fraction <= 64.0):
         raise invalid(f"load.cpu_fraction={load.cpu_fraction} is out of range [0, 64]")
     if not (math.isfinite(load.p95_latency_ms) and load.p95_latency_ms >= 0):

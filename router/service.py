@@ -60,6 +60,8 @@ HTTP_STATUS = {
     ErrorKind.FAILED_PRECONDITION: 412,
 }
 MAX_BODY_BYTES = 16 * 1024
+#: registration time to live a node may ask for over HTTP, s
+TTL_RANGE_S = (1.0, 300.0)
 
 
 def _finite(x: float, name: str) -> float:
@@ -234,6 +236,15 @@ def _error(e: RouterError) -> web.Response:
     )
 
 
+def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    """``body[key]`` (or ``default``): a JSON number in ``[lo, hi]``, else INVALID_ARGUMENT
+    naming the field and the range."""
+    v = body.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        raise invalid(f"{key}={v!r} must be a number in [{lo:g}, {hi:g}]")
+    return float(v)
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise invalid(f"body is {request.content_length} bytes; at most {MAX_BODY_BYTES}")
@@ -282,9 +293,8 @@ def build_http(
     async def register(request: web.Request) -> web.Response:
         body = await _json_body(request)
         token = str(body.pop("token", "") or secrets.token_hex(16))
-        ttl = float(body.pop("ttl_s", ttl_s))
-        if not 1.0 <= ttl <= 300.0:
-            raise invalid(f"ttl_s={ttl} is out of range [1, 300]")
+        ttl = _number(body, "ttl_s", ttl_s, *TTL_RANGE_S)
+        body.pop("ttl_s", None)
         info = NodeInfo.from_json(body)
         await svc.cache.registry.register(info, token=token, ttl_s=ttl)
         await svc.cache.refresh()
@@ -296,15 +306,18 @@ def build_http(
     @handle
     async def heartbeat(request: web.Request) -> web.Response:
         body = await _json_body(request)
+        raw_load = body.get("load", {})
+        if not isinstance(raw_load, dict):
+            raise invalid(f"load={raw_load!r} must be an object")
         try:
-            load = validate_load(NodeLoad(**dict(body.get("load", {}))))
+            load = validate_load(NodeLoad(**raw_load))
         except TypeError as e:
             raise invalid(f"load: {e}") from None
         await svc.cache.registry.heartbeat(
             request.match_info["node_id"],
             token=str(body.get("token", "")),
             load=load,
-            ttl_s=float(body.get("ttl_s", ttl_s)),
+            ttl_s=_number(body, "ttl_s", ttl_s, *TTL_RANGE_S),
         )
         return web.json_response({"ok": True})
 
@@ -334,9 +347,12 @@ def build_http(
                 max_nodes=int(body.get("max_nodes", 3)),
                 client_id=str(body.get("client_id", "")),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise invalid(f"route request: malformed field ({e})") from None
-        ranked, name, stale = svc.pick(req, body.get("strategy") or None)
+        strategy = body.get("strategy") or None
+        if strategy is not None and not isinstance(strategy, str):
+            raise invalid(f"strategy={strategy!r} must be a strategy's name")
+        ranked, name, stale = svc.pick(req, strategy)
         return web.json_response(
             {"strategy": name, "from_cache": stale, "nodes": [ranked_to_json(n) for n in ranked]}
         )
@@ -345,11 +361,15 @@ def build_http(
     @handle
     async def report(request: web.Request) -> web.Response:
         body = await _json_body(request)
+        success = body.get("success", True)
+        if not isinstance(success, bool):
+            raise invalid(f"success={success!r} must be true or false")
         svc.report(
             node_id=str(body.get("node_id", "")),
             region=str(body.get("region", "")),
-            rtt_ms=float(body.get("rtt_ms", 0.0)),
-            success=bool(body.get("success", True)),
+            # a failed attempt has no round trip; RouterService.report checks the range
+            rtt_ms=_number(body, "rtt_ms", 0.0, -math.inf, math.inf) if success else 0.0,
+            success=success,
         )
         return web.json_response({"ok": True})
 

@@ -84,8 +84,11 @@ async def test_register_list_route_deregister(router_node: RouterNode) -> None:
         (_body(capabilities=["onsets", "x-ray"]), 400, "node.capabilities has unknown x-ray"),
         (_body(latitude_deg=123.0), 400, "node.latitude_deg=123.0 is out of range [-90, 90]"),
         (_body(metadata={"k": "v" * 5000}), 400, "node.metadata is"),
-        (_body(ttl_s=0.1), 400, "ttl_s=0.1 is out of range [1, 300]"),
+        (_body(ttl_s=0.1), 400, "ttl_s=0.1 must be a number in [1, 300]"),
+        (_body(ttl_s="30"), 400, "ttl_s='30' must be a number in [1, 300]"),  # was a 500
+        (_body(ttl_s=None), 400, "ttl_s=None must be a number in [1, 300]"),
         (_body(capacity="lots"), 400, "node: malformed field"),
+        (_body(capacity=float("inf")), 400, "node: malformed field"),  # was a 500
     ],
 )
 async def test_bad_registrations_are_refused(
@@ -157,3 +160,43 @@ async def test_static_registry(tmp_path: Path) -> None:
     assert {r.info.node_id: r.load.active_sessions for r in await reg.list_nodes()}["s1"] == 4
     with pytest.raises(RouterError, match="fixed by its file"):
         await reg.register(info("s3", address="127.0.0.1:5003"), token="", ttl_s=3)
+
+
+async def test_bad_heartbeats_reports_and_routes_are_refused_by_name(
+    router_node: RouterNode,
+) -> None:
+    """Fields of the wrong type or out of range are 400s naming the field (they were 500s:
+    float() of a string, dict() of a string, int() of an infinite ttl or max_nodes)."""
+    base = f"http://127.0.0.1:{router_node.http_port}/api/v1"
+    cases: list[tuple[str, str, object]] = [
+        ("nodes/n1/heartbeat", "ttl_s='abc' must be a number in [1, 300]", {"ttl_s": "abc"}),
+        ("nodes/n1/heartbeat", "ttl_s=1e+300 must be a number in [1, 300]", {"ttl_s": 1e300}),
+        ("nodes/n1/heartbeat", "load='x' must be an object", {"load": "x"}),
+        ("nodes/n1/heartbeat", "load.active_sessions='5' must be an integer >= 0",
+         {"load": {"active_sessions": "5"}}),
+        ("nodes/n1/heartbeat", "load.cpu_fraction=[] must be a number",
+         {"load": {"cpu_fraction": []}}),
+        ("route/report", "rtt_ms='fast' must be a number", {"node_id": "n1", "rtt_ms": "fast"}),
+        ("route/report", "success='no' must be true or false", {"node_id": "n1", "success": "no"}),
+        ("route/report", "rtt_ms=-5.0 is out of range [0, 60000]", {"node_id": "n1", "rtt_ms": -5}),
+    ]  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/nodes/register", json=_body("n1")) as r:
+            token = (await r.json())["token"]
+        for path, needle, body in cases:
+            if isinstance(body, dict) and path.endswith("heartbeat"):
+                body = {"token": token, **body}
+            async with http.post(f"{base}/{path}", json=body) as r:
+                assert r.status == 400, (path, body, r.status)
+                assert needle in (await r.json())["message"], (path, body)
+        async with http.post(f"{base}/route", json={"strategy": ["proximity"]}) as r:
+            assert r.status == 400
+            assert "strategy=['proximity'] must be a strategy's name" in (await r.json())["message"]
+        # JSON has no infinity, but Python's parser reads one
+        async with http.post(f"{base}/route", data=b'{"max_nodes": Infinity}') as r:
+            assert r.status == 400
+            assert "malformed field" in (await r.json())["message"]
+        async with http.post(
+            f"{base}/nodes/n1/heartbeat", json={"token": token, "load": {"active_sessions": 3}}
+        ) as r:
+            assert r.status == 200  # a good heartbeat still works
