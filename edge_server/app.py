@@ -111,6 +111,7 @@ class EdgeNode:
             batcher=self.batcher,
             node_id=config.node_id,
             write_stall_timeout_s=config.write_stall_timeout_s,
+            read_idle_timeout_s=config.read_idle_timeout_s,
             credit_chunks=config.credit_chunks,
         )
         self.grpc = GrpcEndpoint(

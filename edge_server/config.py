@@ -81,6 +81,8 @@ class ServerConfig:
     http_port: int = 8080
     shutdown_grace_s: float = 10.0
     write_stall_timeout_s: float = 5.0
+    #: a gRPC stream that sends nothing for this long is ended (DEADLINE_EXCEEDED)
+    read_idle_timeout_s: float = 60.0
     inline_max_samples: int = 4096
     cpu_workers: int = 2
     #: threads running Basic Pitch windows for ANALYSIS_REFINED_NOTES (0: refused)

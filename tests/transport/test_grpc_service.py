@@ -11,6 +11,7 @@ from seminote.edge.v1 import analysis_pb2 as pb
 from seminote.edge.v1 import analysis_pb2_grpc as pb_grpc
 
 from edge_server.app import EdgeNode
+from tests.conftest import make_config
 from tests.transport.helpers import (
     ONSETS_S,
     audio,
@@ -215,6 +216,44 @@ async def test_client_that_stops_reading_is_ended_without_hurting_others(node: E
     await good_stream_works(node)
 
 
+async def test_client_that_stops_sending_is_ended_and_its_session_freed() -> None:
+    """A stream that sends nothing for read_idle_timeout_s (0.4 s here) ends with
+    DEADLINE_EXCEEDED naming the setting, and its session is closed: after its config, after
+    some audio, and before any config. A stream sending every 0.2 s is not idle."""
+    n = EdgeNode(make_config(read_idle_timeout_s=0.4))
+    await n.start()
+    try:
+        ch, s = stub(n)
+        async with ch:
+            chunks = note_chunks()
+            for first in ([config()], [config(), audio(0, chunks[0])], []):
+                call = s.Analyze()
+                for r in first:
+                    await call.write(r)
+                t0 = asyncio.get_running_loop().time()
+                with pytest.raises(grpc.aio.AioRpcError) as e:
+                    async for _ in call:
+                        pass
+                waited_s = asyncio.get_running_loop().time() - t0
+                assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "no message for 0.4 s (read_idle_timeout_s)" in (e.value.details() or "")
+                assert 0.3 < waited_s < 2.0, waited_s
+                assert await sessions_released(n)
+            # paced under the timeout: served to the end
+            call = s.Analyze()
+            await call.write(config())
+            for i, c in enumerate(chunks[:4]):
+                await asyncio.sleep(0.2)
+                await call.write(audio(i, c))
+            await call.done_writing()
+            out = [r async for r in call]
+            assert out[-1].HasField("summary") and out[-1].summary.chunks_processed == 4
+        assert n.metrics.sessions_closed.labels("deadline_exceeded")._value.get() == 2
+        await good_stream_works(n)
+    finally:
+        await n.stop(grace_s=0.5)
+
+
 async def test_health_and_reflection(node: EdgeNode) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
         h = health_pb2_grpc.HealthStub(ch)
@@ -230,8 +269,6 @@ async def test_health_and_reflection(node: EdgeNode) -> None:
 
 
 async def test_graceful_stop_reports_not_serving_and_refuses_new_streams() -> None:
-    from tests.conftest import make_config
-
     n = EdgeNode(make_config(shutdown_grace_s=1.0))
     await n.start()
     ch, s = stub(n)
