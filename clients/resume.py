@@ -9,8 +9,10 @@ seq it received; the server answers ``next_audio_seq`` and the client resends fr
 Results are yielded once per seq (a duplicate would be dropped and counted; the server is
 built not to send any).
 
-After ``give_up_after_s`` without a working stream the last error is raised; a stream that never
-started gives up after two rounds over the targets (a wrong address should fail fast).
+After ``give_up_after_s`` without a new result the last error is raised (a reconnect that fails
+again before one is not progress: a node that fails the same chunk on every resume is not
+retried forever); a stream that never started gives up after two rounds over the targets (a
+wrong address should fail fast).
 
 Backoff follows gRPC's connection-backoff defaults: 1 s initial, x1.6, +-20 % jitter, 120 s
 max. The first retry after a working stream goes straight to the next target (another node
@@ -138,6 +140,9 @@ class ResilientStream:
         i = 0
         failures_in_row = 0
         lost_at: float | None = None
+        # since when no new result has come (a reconnect alone is not progress: a node that
+        # fails the same chunk on every resume must not be retried forever)
+        stuck_since: float | None = None
         try:
             while True:
                 target = self.targets[i % len(self.targets)]
@@ -149,30 +154,36 @@ class ResilientStream:
                             if lost_at is not None:
                                 self.stats.outages_s.append(time.monotonic() - lost_at)
                                 lost_at = None
+                        elif isinstance(ev, ChunkResultEvent):
+                            stuck_since = None
                         yield ev
                         if isinstance(ev, StreamSummaryEvent):
                             return
                     return
-                except grpc.aio.AioRpcError as e:
-                    if e.code() not in RETRYABLE and not _shutdown_abort(e):
+                except (grpc.aio.AioRpcError, TimeoutError, _Retry) as e:
+                    if (
+                        isinstance(e, grpc.aio.AioRpcError)
+                        and e.code() not in RETRYABLE
+                        and not _shutdown_abort(e)
+                    ):
                         raise
-                    if lost_at is None:
-                        lost_at = time.monotonic()
+                    now = time.monotonic()
+                    lost_at = now if lost_at is None else lost_at
+                    stuck_since = now if stuck_since is None else stuck_since
                     never_connected = self.stats.connects == 0
-                    if time.monotonic() - lost_at > self.give_up_after_s or (
+                    if now - stuck_since > self.give_up_after_s or (
                         never_connected and failures_in_row + 1 >= 2 * len(self.targets)
                     ):
+                        if isinstance(e, _Retry):
+                            raise ConnectionError(
+                                f"no progress for {now - stuck_since:.1f} s (give_up_after_s): {e}"
+                            ) from e
                         raise
                     failures_in_row += 1
                     i += 1
                     if failures_in_row >= len(self.targets):
                         rounds = failures_in_row // len(self.targets) - 1
                         await asyncio.sleep(self.backoff.delay_s(rounds))
-                except (TimeoutError, _Retry):
-                    if lost_at is None:
-                        lost_at = time.monotonic()
-                    failures_in_row += 1
-                    i += 1
         finally:
             capture.cancel()
             with contextlib.suppress(asyncio.CancelledError):

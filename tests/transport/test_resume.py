@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from seminote.edge.v1 import analysis_pb2 as pb
 
 from clients.analysis_client import AnalysisClient, StreamOptions
 from clients.demo import EXCERPT
 from clients.results import StreamResult
-from clients.resume import ResilientStream
+from clients.resume import Backoff, ResilientStream
 from clients.wav import read_wav
 from edge_server.app import EdgeNode
+from edge_server.pipeline.session import PendingChunk, Session
 from tests.transport.helpers import (
     audio,
     config,
@@ -196,3 +198,41 @@ async def test_client_library_resumes_by_itself_after_a_dropped_connection(
     assert got.seq_audit() == {"count": 862, "duplicates": 0, "missing": 0}
     assert got.onset_times_s() == whole.onset_times_s()
     assert got.summary is not None and got.summary.chunks_processed == 862
+
+
+async def test_client_library_gives_up_on_a_chunk_that_fails_every_time(
+    node: EdgeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that fails the same chunk on every resume (an unexpected error: UNKNOWN, which
+    is retried) is not retried forever: a reconnect is not progress, a new result is. The
+    client gives up give_up_after_s after the last result, with the node's error."""
+    real = Session.decode
+
+    def poisoned(self: Session, chunk: PendingChunk) -> object:
+        if chunk.seq == 40:
+            raise RuntimeError("poison chunk")
+        return real(self, chunk)
+
+    monkeypatch.setattr(Session, "decode", poisoned)
+    stream = ResilientStream(
+        [f"127.0.0.1:{node.grpc_port}"],
+        read_wav(EXCERPT),
+        StreamOptions(),
+        backoff=Backoff(initial_s=0.1),
+        give_up_after_s=1.0,
+    )
+    got = StreamResult()
+
+    async def consume() -> None:
+        async for ev in stream.events():
+            got.add(ev)
+
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await asyncio.wait_for(consume(), 20.0)  # it retried forever before
+    # the handler's error is UNKNOWN; grpc.aio's client may report INTERNAL instead when a
+    # write races it (grpc/grpc#36066)
+    assert e.value.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+    assert got.seq_audit()["count"] == 40  # seqs 0-39, each once
+    assert stream.stats.resumes >= 2
+    assert asyncio.get_running_loop().time() - t0 < 10.0
