@@ -9,6 +9,9 @@ seq it received; the server answers ``next_audio_seq`` and the client resends fr
 Results are yielded once per seq (a duplicate would be dropped and counted; the server is
 built not to send any).
 
+A node that hangs (chunks unanswered and not a word from it for ``result_timeout_s``, 5 s) is
+treated as lost: the call is ended and the stream resumes on the next target.
+
 After ``give_up_after_s`` without a new result the last error is raised (a reconnect that fails
 again before one is not progress: a node that fails the same chunk on every resume is not
 retried forever); a stream that never started gives up after two rounds over the targets (a
@@ -43,6 +46,7 @@ from .analysis_client import (
     StreamOptions,
     StreamStartedEvent,
     StreamSummaryEvent,
+    StreamWarningEvent,
     audio_chunks,
     config_request,
     event_from_pb,
@@ -94,6 +98,7 @@ class ResilientStream:
         max_buffer_s: float = 60.0,
         connect_timeout_s: float = 5.0,
         give_up_after_s: float = 30.0,
+        result_timeout_s: float = 5.0,
     ) -> None:
         if not targets:
             raise ValueError("targets: at least one HOST:PORT")
@@ -103,6 +108,13 @@ class ResilientStream:
         self.backoff = backoff or Backoff()
         self.connect_timeout_s = connect_timeout_s
         self.give_up_after_s = give_up_after_s
+        if not result_timeout_s > 0:
+            raise ValueError(f"result_timeout_s must be > 0 s, not {result_timeout_s}")
+        self.result_timeout_s = result_timeout_s
+        #: per call: chunks written (next seq) and answered (next seq), when the node last spoke
+        self._sent_upto = 0
+        self._answered_upto = 0
+        self._last_heard = 0.0
         self.stats = ResumeStats()
         self._chunks = audio_chunks(audio, options.chunk_frames)
         dur = [d for _, d in self._chunks]
@@ -218,13 +230,28 @@ class ResilientStream:
             self.stats.connects += 1
             self.session_id = started.session_id
             yield started
+            self._sent_upto = self._answered_upto = started.next_audio_seq
+            self._last_heard = time.monotonic()
             sender = asyncio.create_task(self._send(call, started.next_audio_seq))
+            silent = asyncio.Event()
+            watch = asyncio.create_task(self._watch_node(call, silent))
             try:
                 while True:
-                    msg = await call.read()
+                    try:
+                        msg = await call.read()
+                    except (asyncio.CancelledError, grpc.aio.AioRpcError):
+                        if silent.is_set():  # cancelled by the watch
+                            raise _Retry(
+                                f"no answer from the node for {self.result_timeout_s:g} s "
+                                "(result_timeout_s)"
+                            ) from None
+                        raise
+                    self._last_heard = time.monotonic()
                     if msg is grpc.aio.EOF:
                         break
                     ev = event_from_pb(msg, time.monotonic_ns())
+                    if isinstance(ev, ChunkResultEvent | StreamWarningEvent) and ev.seq >= 0:
+                        self._answered_upto = max(self._answered_upto, ev.seq + 1)
                     if isinstance(ev, ChunkResultEvent):
                         if self.last_result_seq is not None and ev.seq <= self.last_result_seq:
                             self.stats.duplicates_dropped += 1
@@ -242,14 +269,34 @@ class ResilientStream:
                     # the RPC ended (a reset stream can read as EOF) while the sender wrote
                     raise _Retry(f"stream ended while sending ({await call.code()})") from None
             finally:
+                watch.cancel()
                 if not sender.done():
                     sender.cancel()
                 with contextlib.suppress(
                     asyncio.CancelledError, grpc.aio.AioRpcError, asyncio.InvalidStateError
                 ):
                     await sender
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
         finally:
             call.cancel()
+
+    async def _watch_node(
+        self,
+        call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
+        silent: asyncio.Event,
+    ) -> None:
+        """End the call when chunks wait unanswered and the node has said nothing for
+        ``result_timeout_s`` (a hung node: gRPC keepalive does not notice a process whose
+        gRPC threads still answer pings, and takes ~40 s for one that is stopped)."""
+        period = min(0.25, self.result_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            waiting = self._sent_upto > self._answered_upto
+            if waiting and time.monotonic() - self._last_heard > self.result_timeout_s:
+                silent.set()
+                call.cancel()
+                return
 
     async def _send(
         self, call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse], start: int
@@ -260,7 +307,11 @@ class ResilientStream:
             pending = [c for c in self._buffer if c[0] >= nxt]
             for seq, payload, cap_ns in pending:
                 chunk = pb.AudioChunk(seq=seq, data=payload, capture_t_ns=cap_ns)
+                if self._sent_upto <= self._answered_upto:
+                    # nothing was waiting: the node's silence so far is not its fault
+                    self._last_heard = time.monotonic()
                 await call.write(pb.AnalyzeRequest(audio=chunk))
+                self._sent_upto = seq + 1
                 if seq < first_new:
                     self.stats.resent_chunks += 1
                 nxt = seq + 1
