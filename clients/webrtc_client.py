@@ -135,10 +135,14 @@ async def stream_webrtc(
         if analyses is not None:
             body["options"] = {"analyses": list(analyses)}
         async with http.post(f"{url.rstrip('/')}/api/v1/webrtc/offer", json=body) as r:
-            answer = await r.json()
-            if r.status != 200:
+            text = await r.text()
+            try:
+                answer = json.loads(text)
+            except ValueError:  # e.g. a proxy's HTML error page
+                answer = None
+            if r.status != 200 or not isinstance(answer, dict):
                 await pc.close()
-                raise ConnectionError(f"offer refused: {r.status} {answer}")
+                raise ConnectionError(f"offer refused: {r.status} {answer or text[:200]!r}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
     total_s = track.n_frames * FRAME / RATE_HZ
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import mir_eval
 import numpy as np
+import pytest
 
 from clients.analysis_client import AnalysisClient, ChunkResultEvent, StreamOptions
 from clients.demo import EXCERPT
@@ -145,3 +146,27 @@ async def test_twenty_peers_ten_times_release_everything(tmp_path: Path) -> None
             assert abs(growth_mb) <= 10.0
     finally:
         await stop(proc)
+
+
+async def test_client_reports_a_refused_offer_even_without_json() -> None:
+    """The offer's answer is an HTML error page (a proxy's 502): the client raises
+    ConnectionError with the status instead of a JSON decoding error."""
+    from aiohttp import web
+
+    app = web.Application()
+
+    async def bad_gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")
+
+    app.router.add_post("/api/v1/webrtc/offer", bad_gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # bound above
+    try:
+        wav = WavAudio(b"\0\0" * 4800, "PCM16_LE", 48000, 1)
+        with pytest.raises(ConnectionError, match=r"offer refused: 502 .*Bad Gateway"):
+            await stream_webrtc(f"http://127.0.0.1:{port}", wav)
+    finally:
+        await runner.cleanup()
