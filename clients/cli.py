@@ -110,24 +110,24 @@ async def stream_file(
             _print_event(event, quiet=quiet)
         return result
     if router is not None:
-        client, node, rtt = await connect_routed(router, query or RouteQuery())
+        # the router's choice first, then the nodes it ranked after it: a node lost mid-stream
+        # is resumed on the next (with a session store the nodes share)
+        client, node, rtt, rest = await connect_routed(router, query or RouteQuery())
+        await client.close()
+        targets = [node.address] + [n.address for n in rest]
         if not quiet:
             print(
-                f"router chose {node.node_id} ({node.address}, zone {node.zone}); rtt {rtt:.2f} ms"
+                f"router chose {node.node_id} ({node.address}, zone {node.zone}); rtt {rtt:.2f} "
+                f"ms; then {', '.join(n.node_id for n in rest) or 'no other node'}"
             )
     else:
         assert target is not None
         targets = [t.strip() for t in target.split(",") if t.strip()]
-        stream = ResilientStream(targets, audio, options, give_up_after_s=give_up_after_s)
-        async for event in stream.events():
-            result.add(event)
-            _print_event(event, quiet=quiet)
-        result.resume = stream.stats
-        return result
-    async with client:
-        async for event in client.stream(audio, options):
-            result.add(event)
-            _print_event(event, quiet=quiet)
+    stream = ResilientStream(targets, audio, options, give_up_after_s=give_up_after_s)
+    async for event in stream.events():
+        result.add(event)
+        _print_event(event, quiet=quiet)
+    result.resume = stream.stats
     return result
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,11 +22,14 @@ from tests.procs import spawn as _spawn
 from tests.redis_server import RedisServer
 from tests.transport.helpers import config
 
+EXCERPT = Path(__file__).resolve().parents[2] / "clients" / "data" / "mozart_k545_mvt1_20s.wav"
 TTL_S = 3.0
 HEARTBEAT_S = 1.0
 
 
-async def _node(redis_url: str, node_id: str, zone: str, lat: float, lon: float) -> Any:
+async def _node(
+    redis_url: str, node_id: str, zone: str, lat: float, lon: float, *extra: str
+) -> Any:
     return await edge_node(
         node_id,
         "--zone",
@@ -42,6 +48,7 @@ async def _node(redis_url: str, node_id: str, zone: str, lat: float, lon: float)
         str(TTL_S),
         "--heartbeat-s",
         str(HEARTBEAT_S),
+        *extra,
     )
 
 
@@ -203,3 +210,58 @@ async def test_router_balances_the_workers_of_a_node(redis_server: RedisServer) 
         for p in (node, router):
             p.send_signal(signal.SIGTERM)
             await reap(p)
+
+
+@pytest.mark.slow
+async def test_routed_client_resumes_on_the_routers_next_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """`edge-client stream --router`: the router's choice first, then the nodes it ranked
+    after it. kill -9 the node serving the stream mid-file: the stream resumes on the other
+    (both share the Redis session store), every chunk answered once."""
+    router, rports = await _spawn(
+        "router.cli", "serve", "--registry", redis_server.url, "--grpc-port", "0",
+        "--http-port", "0", "--poll-s", "0.2",
+    )  # fmt: skip
+    nodes = await asyncio.gather(
+        *(
+            _node(redis_server.url, nid, "zone-a", 40.7, -74.0, "--store", redis_server.url)
+            for nid in ("edge-x", "edge-y")
+        )
+    )
+    procs = {"edge-x": nodes[0][0], "edge-y": nodes[1][0]}
+    http_ports = {"edge-x": nodes[0][1]["http"], "edge-y": nodes[1][1]["http"]}
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{rports['http']}/api/v1/route"
+            for _ in range(300):  # both registered
+                async with http.post(url, json={"max_nodes": 10}) as r:
+                    if len((await r.json())["nodes"]) == 2:
+                        break
+                await asyncio.sleep(0.05)
+            client = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "clients.cli", "stream", str(EXCERPT), "--realtime",
+                "--router", f"127.0.0.1:{rports['grpc']}", "--json",
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            await asyncio.sleep(8.0)
+            serving = []
+            for nid, port in http_ports.items():
+                async with http.get(f"http://127.0.0.1:{port}/api/v1/edge/status") as r:
+                    if (await r.json())["active_sessions"] == 1:
+                        serving.append(nid)
+            assert len(serving) == 1, serving
+            procs[serving[0]].kill()
+            out, _ = await asyncio.wait_for(client.communicate(), 60)
+        assert client.returncode == 0
+        report = json.loads(out.decode().strip().splitlines()[-1])
+    finally:
+        for p in [router, *procs.values()]:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+            await reap(p)
+    other = ({"edge-x", "edge-y"} - set(serving)).pop()
+    assert report["resume"]["nodes"] == [serving[0], other], report["resume"]
+    assert report["resume"]["resumes"] == 1
+    audit = report["result_seqs"]
+    assert audit["duplicates"] == 0 and audit["missing"] == 0 and audit["count"] == 862, audit
