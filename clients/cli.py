@@ -112,8 +112,7 @@ async def stream_file(
     if router is not None:
         # the router's choice first, then the nodes it ranked after it: a node lost mid-stream
         # is resumed on the next (with a session store the nodes share)
-        client, node, rtt, rest = await connect_routed(router, query or RouteQuery())
-        await client.close()
+        node, rtt, rest = await connect_routed(router, query or RouteQuery())
         targets = [node.address] + [n.address for n in rest]
         if not quiet:
             print(

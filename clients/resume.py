@@ -42,11 +42,11 @@ from .analysis_client import (
     AnalysisClient,
     Audio,
     ChunkResultEvent,
+    FlowState,
     StreamEvent,
     StreamOptions,
     StreamStartedEvent,
     StreamSummaryEvent,
-    StreamWarningEvent,
     audio_chunks,
     config_request,
     event_from_pb,
@@ -111,9 +111,7 @@ class ResilientStream:
         if not result_timeout_s > 0:
             raise ValueError(f"result_timeout_s must be > 0 s, not {result_timeout_s}")
         self.result_timeout_s = result_timeout_s
-        #: per call: chunks written (next seq) and answered (next seq), when the node last spoke
-        self._sent_upto = 0
-        self._answered_upto = 0
+        #: when the node of the current call last spoke (or, if nothing waited, a chunk left)
         self._last_heard = 0.0
         self.stats = ResumeStats()
         self._chunks = audio_chunks(audio, options.chunk_frames)
@@ -230,11 +228,12 @@ class ResilientStream:
             self.stats.connects += 1
             self.session_id = started.session_id
             yield started
-            self._sent_upto = self._answered_upto = started.next_audio_seq
+            # chunks written and answered (the client's flow bookkeeping; no credits here)
+            flow = FlowState(next_seq=started.next_audio_seq, answered_upto=started.next_audio_seq)
             self._last_heard = time.monotonic()
-            sender = asyncio.create_task(self._send(call, started.next_audio_seq))
+            sender = asyncio.create_task(self._send(call, flow))
             silent = asyncio.Event()
-            watch = asyncio.create_task(self._watch_node(call, silent))
+            watch = asyncio.create_task(self._watch_node(call, flow, silent))
             try:
                 while True:
                     try:
@@ -250,8 +249,8 @@ class ResilientStream:
                     if msg is grpc.aio.EOF:
                         break
                     ev = event_from_pb(msg, time.monotonic_ns())
-                    if isinstance(ev, ChunkResultEvent | StreamWarningEvent) and ev.seq >= 0:
-                        self._answered_upto = max(self._answered_upto, ev.seq + 1)
+                    if ev is not None:
+                        flow.on_event(ev)
                     if isinstance(ev, ChunkResultEvent):
                         if self.last_result_seq is not None and ev.seq <= self.last_result_seq:
                             self.stats.duplicates_dropped += 1
@@ -284,6 +283,7 @@ class ResilientStream:
     async def _watch_node(
         self,
         call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
+        flow: FlowState,
         silent: asyncio.Event,
     ) -> None:
         """End the call when chunks wait unanswered and the node has said nothing for
@@ -292,26 +292,28 @@ class ResilientStream:
         period = min(0.25, self.result_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
-            waiting = self._sent_upto > self._answered_upto
+            waiting = flow.next_seq > flow.answered_upto
             if waiting and time.monotonic() - self._last_heard > self.result_timeout_s:
                 silent.set()
                 call.cancel()
                 return
 
     async def _send(
-        self, call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse], start: int
+        self,
+        call: grpc.aio.StreamStreamCall[pb.AnalyzeRequest, pb.AnalyzeResponse],
+        flow: FlowState,
     ) -> None:
-        nxt = start
+        nxt = flow.next_seq
         first_new = self._captured
         while True:
             pending = [c for c in self._buffer if c[0] >= nxt]
             for seq, payload, cap_ns in pending:
                 chunk = pb.AudioChunk(seq=seq, data=payload, capture_t_ns=cap_ns)
-                if self._sent_upto <= self._answered_upto:
+                if flow.next_seq <= flow.answered_upto:
                     # nothing was waiting: the node's silence so far is not its fault
                     self._last_heard = time.monotonic()
                 await call.write(pb.AnalyzeRequest(audio=chunk))
-                self._sent_upto = seq + 1
+                flow.next_seq = seq + 1
                 if seq < first_new:
                     self.stats.resent_chunks += 1
                 nxt = seq + 1

@@ -77,24 +77,23 @@ async def _probe(client: AnalysisClient, timeout_s: float) -> float:
 
 async def connect_routed(
     router_target: str, q: RouteQuery, *, connect_timeout_s: float = 2.0
-) -> tuple[AnalysisClient, RoutedNode, float, list[RoutedNode]]:
-    """The first ranked node that answers, its RTT (ms), and the nodes ranked after it (to
-    fall back on mid-stream); RTTs and failures are reported to the router."""
+) -> tuple[RoutedNode, float, list[RoutedNode]]:
+    """The first ranked node that answers a probe, its RTT (ms), and the nodes ranked after it
+    (to fall back on mid-stream); RTTs and failures are reported to the router."""
     router = RouterClient(router_target)
     try:
         nodes, _ = await router.pick(q)
         errors = []
         for k, node in enumerate(nodes):
-            client = AnalysisClient(node.address)
             try:
-                rtt = await _probe(client, connect_timeout_s)
+                async with AnalysisClient(node.address) as client:
+                    rtt = await _probe(client, connect_timeout_s)
             except (TimeoutError, grpc.aio.AioRpcError, ConnectionError) as e:
                 errors.append(f"{node.node_id}: {type(e).__name__}")
-                await client.close()
                 await router.report(node.node_id, q.region or q.zone, 0.0, False)
                 continue
             await router.report(node.node_id, q.region or q.zone, rtt, True)
-            return client, node, rtt, nodes[k + 1 :]
+            return node, rtt, nodes[k + 1 :]
         raise ConnectionError(
             f"no edge node reachable (router offered {len(nodes)}: {'; '.join(errors) or '-'})"
         )
