@@ -87,7 +87,7 @@ held-out: train-env
 
 tune-thresholds: held-out
 	$(TUNE_PY) -m training.tune_decisions --data $(TRAIN_DATA)/clips
-	$(TUNE_PY) -m training.tune_notes --data $(TRAIN_DATA)/clips
+	$(TUNE_PY) -m training.tune_notes --data $(TRAIN_DATA)/clips --copies 3 --onset-thresholds 0.3,0.35,0.4,0.5
 
 train-notes: train-env
 	$(TRAIN_VENV)/bin/pip install -q torch

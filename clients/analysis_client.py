@@ -120,6 +120,8 @@ class ChunkResultEvent:
     #: replayed from the session store after a resume
     replayed: bool = False
     notes: tuple[Note, ...] = ()
+    #: onsets of earlier results withdrawn (their ``time_s``): no key was struck there
+    retracted_onsets_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +277,7 @@ def event_from_pb(msg: pb.AnalyzeResponse, now_ns: int) -> StreamEvent | None:
             checkpoint_seq=r.checkpoint_seq if r.HasField("checkpoint_seq") else None,
             replayed=r.replayed,
             notes=tuple(note_from_pb(n) for n in r.notes),
+            retracted_onsets_s=tuple(r.retracted_onsets_s),
         )
     if kind == "started":
         s = msg.started

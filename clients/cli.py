@@ -43,6 +43,8 @@ def _print_event(event: StreamEvent, *, quiet: bool) -> None:
                 f"detected_at={o.detected_at_s:8.3f} s  result latency={lat}",
                 flush=True,
             )
+        for t in event.retracted_onsets_s:
+            print(f"onset  t={t:8.3f} s  withdrawn (no key struck)", flush=True)
         _print_notes(event.notes, event.stream_time_s)
     elif isinstance(event, StreamSummaryEvent):
         _print_notes(event.final_notes, event.stream_time_s)

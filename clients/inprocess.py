@@ -81,6 +81,7 @@ def _run(session: Session, audio: Audio, options: StreamOptions) -> Iterator[Str
             latency_ms=None,
             server_processing_ms=0.0,
             notes=tuple(_note(n) for n in a.notes),
+            retracted_onsets_s=a.retracted_onsets,
         )
     session.finish()
     s = session.summary()

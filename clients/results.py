@@ -21,6 +21,18 @@ from .analysis_client import (
 from .resume import ResumeStats
 
 
+def without_retracted(onsets: list[Onset], retracted_s: tuple[float, ...]) -> list[Onset]:
+    """``onsets`` less the latest onset at each withdrawn time (the node sends a withdrawn
+    onset's ``time_s`` exactly as it sent the onset)."""
+    out = list(onsets)
+    for t in retracted_s:
+        for i in range(len(out) - 1, -1, -1):
+            if out[i].time_s == t:
+                del out[i]
+                break
+    return out
+
+
 @dataclass
 class StreamResult:
     started: StreamStartedEvent | None = None
@@ -42,6 +54,8 @@ class StreamResult:
             self.chunks += 1
             self.result_seqs.append(event.seq)
             self.onsets.extend(event.onsets)
+            if event.retracted_onsets_s:
+                self.onsets = without_retracted(self.onsets, event.retracted_onsets_s)
             self.notes.extend(event.notes)
             if event.latency_ms is not None:
                 self.latencies_ms.append(event.latency_ms)

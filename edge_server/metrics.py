@@ -51,6 +51,9 @@ class PrometheusMetrics:
             registry=r,
         )
         self.onsets = Counter("edge_onsets_detected", "Onsets reported", registry=r)
+        self.onsets_retracted = Counter(
+            "edge_onsets_retracted", "Onsets withdrawn by the fast note tier", registry=r
+        )
         self.stage_latency = Histogram(
             "edge_stage_latency_seconds",
             "Server time per chunk and stage (decode, analyze, total = receive to send)",
@@ -100,7 +103,13 @@ class PrometheusMetrics:
         self.sessions_rejected.labels(reason).inc()
 
     def chunk_processed(
-        self, *, decode_s: float, analyze_s: float, total_s: float, onsets: int
+        self,
+        *,
+        decode_s: float,
+        analyze_s: float,
+        total_s: float,
+        onsets: int,
+        retracted_onsets: int = 0,
     ) -> None:
         self.chunks.inc()
         self._decode.observe(decode_s)
@@ -109,6 +118,8 @@ class PrometheusMetrics:
         self._recent_total_s.append(total_s)
         if onsets:
             self.onsets.inc(onsets)
+        if retracted_onsets:
+            self.onsets_retracted.inc(retracted_onsets)
 
     def recent_p95_ms(self) -> float:
         """p95 of the server time of the last 2048 chunks, ms (0 when none)."""

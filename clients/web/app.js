@@ -33,6 +33,7 @@ function onResult(msg) {
     if (lat > 0 && lat < 5000) state.latencies.push(lat);
   }
   if (msg.on) for (const [t, s] of msg.on) { state.onsets.push(t); state.strengths.push(s); addOnset(t); }
+  if (msg.xon) for (const t of msg.xon) retractOnset(t);  // withdrawn: no key was struck there
   if (msg.n) for (const [id, action, pitch, on, off, vel] of msg.n) addNote(id, action, pitch, on, off, vel);
   if (msg.rms !== undefined) state.rms = msg.rms;
   if (msg.srv_ms !== undefined) $("server-ms").textContent = msg.srv_ms.toFixed(2) + " ms";
@@ -42,6 +43,12 @@ function onResult(msg) {
 const pendingItems = { "onset-list": [], "note-list": [] };
 let listsFlushedAt = 0;
 function addOnset(t) { pendingItems["onset-list"].push(t.toFixed(3) + " s"); }
+function retractOnset(t) {
+  const i = state.onsets.lastIndexOf(t);
+  if (i >= 0) { state.onsets.splice(i, 1); state.strengths.splice(i, 1); }
+  const items = pendingItems["onset-list"], j = items.lastIndexOf(t.toFixed(3) + " s");
+  if (j >= 0) items.splice(j, 1); else items.push("(" + t.toFixed(3) + " s withdrawn)");
+}
 function flushLists(nowMs) {
   if (nowMs - listsFlushedAt < 250) return;
   listsFlushedAt = nowMs;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import accumulate
 from typing import Literal
@@ -15,10 +15,12 @@ from .features import rms_db, spectral_centroid_hz
 from .fft import hann_window, rfft_magnitudes
 from .netonsets import DecisionParams, NetOnsetDecoder, OnsetDecisions, decide_onsets_many
 from .notedecoder import (
+    NoteEvents,
     NoteOff,
     NoteOn,
     NoteParams,
     OnsetNoteDecoder,
+    OnsetRetraction,
     decide_notes_many,
     key_levels,
 )
@@ -109,6 +111,10 @@ class AnalysisBlock:
         Onset detection function (SuperFlux), ``>= 0``.
     note_ons, note_offs : tuple
         Fast-tier note events (only when the analyzer was built with ``notes=True``).
+    onset_retractions : tuple of OnsetRetraction
+        Onsets of earlier blocks withdrawn by the fast tier (only with ``notes=True``): it
+        heard no key struck there. An onset withdrawn within the block that found it is left
+        out of ``onset_times_s`` instead.
     samples : ndarray, shape (n,), float32
         The block's audio at the analysis rate (for the refined tier).
     """
@@ -122,6 +128,7 @@ class AnalysisBlock:
     flux: F32
     note_ons: tuple[NoteOn, ...] = ()
     note_offs: tuple[NoteOff, ...] = ()
+    onset_retractions: tuple[OnsetRetraction, ...] = ()
     samples: F32 = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     @property
@@ -384,7 +391,7 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
         hops, strengths, offset_s = a._onsets(odf[sl], dec)
         times, ends = a._onset_times(hops, offset_s)
         picked.append((hops, strengths, times, ends))
-    notes: list[tuple[list[NoteOn], list[NoteOff]]] = [([], [])] * len(analyzers)
+    notes: list[NoteEvents] = [([], [], [])] * len(analyzers)
     with_notes = [i for i, a in enumerate(analyzers) if a.notes and counts[i]]
     if with_notes:
         mags, tds, onsets = [], [], []
@@ -415,21 +422,38 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             continue
         sl = slice(offs[i], offs[i] + counts[i])
         _, strengths, times, ends = picked[i]
-        blocks.append(
-            AnalysisBlock(
-                onset_times_s=times,
-                onset_strengths=strengths,
-                onset_detected_at_s=ends,
-                first_frame_time_s=a._frame_centre_s(first),
-                rms_db=rms[sl],
-                centroid_hz=centroid[sl],
-                flux=odf[sl],
-                note_ons=tuple(notes[i][0]),
-                note_offs=tuple(notes[i][1]),
-                samples=y,
-            )
+        block = AnalysisBlock(
+            onset_times_s=times,
+            onset_strengths=strengths,
+            onset_detected_at_s=ends,
+            first_frame_time_s=a._frame_centre_s(first),
+            rms_db=rms[sl],
+            centroid_hz=centroid[sl],
+            flux=odf[sl],
+            note_ons=tuple(notes[i][0]),
+            note_offs=tuple(notes[i][1]),
+            onset_retractions=tuple(notes[i][2]),
+            samples=y,
         )
+        blocks.append(_settle(block) if block.onset_retractions else block)
     return blocks
+
+
+def _settle(block: AnalysisBlock) -> AnalysisBlock:
+    """Leave out the onsets withdrawn within the block that reports them (a long block, or
+    parts concatenated): a client never sees those."""
+    own = set(block.onset_times_s.tolist())
+    gone = {r.onset_s for r in block.onset_retractions} & own
+    if not gone:
+        return block
+    keep = np.asarray([t not in gone for t in block.onset_times_s.tolist()], dtype=bool)
+    return replace(
+        block,
+        onset_times_s=block.onset_times_s[keep],
+        onset_strengths=block.onset_strengths[keep],
+        onset_detected_at_s=block.onset_detected_at_s[keep],
+        onset_retractions=tuple(r for r in block.onset_retractions if r.onset_s not in gone),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -449,7 +473,7 @@ def _empty(first_frame_time_s: float, samples: F32 | None = None) -> AnalysisBlo
 def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBlock:
     if len(parts) == 1:
         return parts[0]
-    return AnalysisBlock(
+    block = AnalysisBlock(
         onset_times_s=np.concatenate([p.onset_times_s for p in parts]),
         onset_strengths=np.concatenate([p.onset_strengths for p in parts]),
         onset_detected_at_s=np.concatenate([p.onset_detected_at_s for p in parts]),
@@ -459,5 +483,7 @@ def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBl
         flux=np.concatenate([p.flux for p in parts]),
         note_ons=tuple(n for p in parts for n in p.note_ons),
         note_offs=tuple(n for p in parts for n in p.note_offs),
+        onset_retractions=tuple(r for p in parts for r in p.onset_retractions),
         samples=np.concatenate([p.samples for p in parts]),
     )
+    return _settle(block) if block.onset_retractions else block

@@ -11,6 +11,11 @@ onsets detected close together would otherwise both claim one strike).
 A sounding note ends (``NoteOff``) when its key is struck again, or when the level of its
 first three harmonics (:func:`key_levels`) has stayed ``off_drop`` below the note's peak, or
 under ``off_floor``, for ``off_hops`` hops.
+
+The classifier also checks the onset itself: it was trained to give every key a low
+probability at onsets where no key was struck (the onset network's false onsets). An onset
+whose strongest key stays under ``onset_confirm_threshold`` is withdrawn
+(:class:`OnsetRetraction`), ``DECISION_HOPS`` hops after it was reported.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ class NoteParams:
     **0.45** / 0.50 / 0.55 -> 0.7635 / 0.7655 / **0.7660** / 0.7645 / 0.7625 (clean 0.806 / 0.808 /
     0.810 / 0.809 / 0.807, room 0.721 / 0.723 / 0.722 / 0.720 / 0.718).
 
+    ``onset_confirm_threshold`` by ``training.tune_notes`` (mean held-out onset F1 of the
+    clean, room and Opus copies, 2026-12-08): 0 (never withdraw) / 0.02 / **0.05** / 0.08 /
+    0.10 / 0.15 -> 0.9145 / 0.9158 / **0.9170** / 0.9165 / 0.9153 / 0.9101
+    (``python -m training.tune_notes --copies 3 --onset-thresholds 0.35``, 1.6 min; clean 0.9460
+    -> 0.9479, room 0.8638 -> 0.8653, Opus 0.9336 -> 0.9378).
+
     Attributes
     ----------
     key_threshold : float
@@ -63,6 +74,9 @@ class NoteParams:
         ... or below this absolute level (log10 units of ``1 + 1000 |X|``).
     off_hops : int
         Hops the ending condition must hold.
+    onset_confirm_threshold : float
+        An onset whose strongest key the classifier gives less than this is withdrawn,
+        ``[0, 1]`` (0: onsets are never withdrawn).
     """
 
     key_threshold: float = 0.45
@@ -70,6 +84,14 @@ class NoteParams:
     off_drop: float = 1.0
     off_floor: float = 0.25
     off_hops: int = 3
+    onset_confirm_threshold: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.onset_confirm_threshold <= 1.0:
+            raise ValueError(
+                "notes.onset_confirm_threshold must be in [0, 1], "
+                f"not {self.onset_confirm_threshold}"
+            )
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,19 @@ class NoteOff:
     midi_pitch: int
     onset_s: float
     offset_s: float
+
+
+@dataclass(frozen=True)
+class OnsetRetraction:
+    """An onset reported earlier (at ``onset_s``) in which the classifier heard no key struck:
+    its strongest key had probability ``key_prob`` < ``onset_confirm_threshold``."""
+
+    onset_s: float
+    key_prob: float
+
+
+#: one stream's fast-tier events of a block
+NoteEvents = tuple[list[NoteOn], list[NoteOff], list[OnsetRetraction]]
 
 
 _EMPTY = np.zeros((0, 0, 0), dtype=np.float32)
@@ -201,8 +236,7 @@ class OnsetNoteDecoder:
         due: list[tuple[int, float, float]],
         prob: F32,
         levels: F32,
-        ons: list[NoteOn],
-        offs: list[NoteOff],
+        out: NoteEvents,
     ) -> None:
         """Walk this block's hops in order: notes start at their decision hop, and from the
         next hop on their level is checked (``levels``: :func:`key_levels` of this block)."""
@@ -210,11 +244,15 @@ class OnsetNoteDecoder:
         by_hop: dict[int, list[int]] = {}  # block hop -> the onsets decided at its end
         for j, (hop, _, _) in enumerate(due):
             by_hop.setdefault(hop + DECISION_HOPS - self._frame, []).append(j)
+        ons, offs, retracted = out
         done = 0
         for i in sorted(h for h in by_hop if 0 <= h < n):
             self._levels(levels, done, i + 1, offs)  # the hop's checks come before its strikes
             for j in by_hop[i]:
                 self._strike(due[j], prob[j], ons, offs)
+                top = float(prob[j].max())
+                if top < self.p.onset_confirm_threshold:
+                    retracted.append(OnsetRetraction(due[j][1], top))
             done = i + 1
         self._levels(levels, done, n, offs)
 
@@ -308,7 +346,7 @@ def decide_notes_many(
     gm: GridMap,
     gm_short: GridMap,
     levels: Sequence[F32],
-) -> list[tuple[list[NoteOn], list[NoteOff]]]:
+) -> list[NoteEvents]:
     """Fast-note events of the next hops of several streams, one classifier call for all.
 
     Parameters
@@ -332,7 +370,7 @@ def decide_notes_many(
 
     Returns
     -------
-    list of (note_ons, note_offs)
+    list of (note_ons, note_offs, onset_retractions)
         Per stream, in time order within each kind.
     """
     dues, longs, shorts = [], [], []
@@ -360,11 +398,10 @@ def decide_notes_many(
     out = []
     at = 0
     for d, mag, due, n, lv in zip(decoders, mags, dues, n_due, levels, strict=True):
-        ons: list[NoteOn] = []
-        offs: list[NoteOff] = []
+        ev: NoteEvents = ([], [], [])
         if due or d._open:
-            d._apply(due, prob[at : at + n], lv, ons, offs)
+            d._apply(due, prob[at : at + n], lv, ev)
         at += n
         d._advance(mag)
-        out.append((ons, offs))
+        out.append(ev)
     return out

@@ -2,9 +2,10 @@
 
 A session lives for minutes to hours; its logs must not grow with it. Each log is a ring of
 fixed-size binary records in a ``bytearray`` that grows (by doubling) up to ``capacity``
-records and then overwrites the oldest: 20 bytes per onset and 48 per note event, against
+records and then overwrites the oldest: 24 bytes per onset and 48 per note event, against
 ~130 and ~200 bytes as Python objects. The number of records dropped from the front is
-counted.
+counted. An onset withdrawn later (:meth:`OnsetLog.retract`) stays in the ring, marked, and
+is no longer listed or counted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .events import NoteAction, NoteEvent, NoteTier, Onset
 
 T = TypeVar("T")
 
-_ONSET = struct.Struct("<dfd")  # time_s, strength, detected_at_s
+_ONSET = struct.Struct("<dfd?3x")  # time_s, strength, detected_at_s, retracted
+#: how far back (records) a retraction looks for its onset: it comes ~30 ms after it
+_RETRACT_LOOKBACK = 64
 _NOTE = struct.Struct("<qBBBxdddd")  # id, tier, action, pitch, onset_s, offset_s, vel, conf
 _TIERS = list(NoteTier)
 _ACTIONS = list(NoteAction)
@@ -67,13 +70,38 @@ class _Ring(Generic[T]):
 class OnsetLog(_Ring[Onset]):
     def __init__(self, *, capacity: int) -> None:
         super().__init__(capacity=capacity, rec=_ONSET)
+        self._marked = 0  # retracted records still in the ring
 
     def extend(self, onsets: tuple[Onset, ...]) -> None:
         for o in onsets:
-            self._put(o.time_s, o.strength, o.detected_at_s)
+            if (
+                self._n == self.capacity
+                and self._rec.unpack_from(self._buf, self._start * self._rec.size)[3]
+            ):
+                self._marked -= 1  # a retracted record is overwritten
+            self._put(o.time_s, o.strength, o.detected_at_s, False)
+
+    def retract(self, times_s: tuple[float, ...]) -> int:
+        """Mark the logged onsets at these times (reported earlier) as withdrawn; return how
+        many were found among the newest records."""
+        found = 0
+        size = self._rec.size
+        for t in times_s:
+            for i in range(self._n - 1, max(self._n - _RETRACT_LOOKBACK, 0) - 1, -1):
+                at = ((self._start + i) % self.capacity) * size
+                rec = self._rec.unpack_from(self._buf, at)
+                if rec[0] == t and not rec[3]:
+                    self._rec.pack_into(self._buf, at, *rec[:3], True)
+                    self._marked += 1
+                    found += 1
+                    break
+        return found
 
     def items(self) -> list[Onset]:
-        return [Onset(float(t), float(s), float(d)) for t, s, d in self._records()]
+        return [Onset(float(t), float(s), float(d)) for t, s, d, x in self._records() if not x]
+
+    def __len__(self) -> int:
+        return self._n - self._marked
 
 
 class NoteLog(_Ring[NoteEvent]):

@@ -74,6 +74,8 @@ class ChunkAnalysis:
     features: Features | None
     stream_time_s: float
     notes: tuple[NoteEvent, ...] = ()
+    #: times of onsets of earlier results withdrawn: the fast tier heard no key struck there
+    retracted_onsets: tuple[float, ...] = ()
 
 
 class WarningKind(enum.Enum):

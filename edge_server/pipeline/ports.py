@@ -13,7 +13,13 @@ class SessionMetrics(Protocol):
     def session_closed(self, reason: str, active: int) -> None: ...
     def session_rejected(self, reason: str) -> None: ...
     def chunk_processed(
-        self, *, decode_s: float, analyze_s: float, total_s: float, onsets: int
+        self,
+        *,
+        decode_s: float,
+        analyze_s: float,
+        total_s: float,
+        onsets: int,
+        retracted_onsets: int = 0,
     ) -> None: ...
     def chunk_rejected(self, reason: str) -> None: ...
 
@@ -38,7 +44,13 @@ class NullMetrics:
         pass
 
     def chunk_processed(
-        self, *, decode_s: float, analyze_s: float, total_s: float, onsets: int
+        self,
+        *,
+        decode_s: float,
+        analyze_s: float,
+        total_s: float,
+        onsets: int,
+        retracted_onsets: int = 0,
     ) -> None:
         pass
 

@@ -111,6 +111,8 @@ def encode_chunk(a: ChunkAnalysis) -> tuple[bytes, tuple[OutRecord, ...]]:
     }
     if a.notes:
         ev["notes"] = [note_row(n) for n in a.notes]
+    if a.retracted_onsets:
+        ev["retracted_onsets"] = list(a.retracted_onsets)
     events = _dumps(ev)
     records = [OutRecord("events", PRIORITY_EVENTS, a.seq, events)]
     features = b"null"
@@ -149,6 +151,7 @@ def decode_result(blob: bytes) -> ChunkAnalysis:
         features=features,
         stream_time_s=float(ev["t"]),
         notes=tuple(_note_from_row(r) for r in ev.get("notes", ())),
+        retracted_onsets=tuple(float(t) for t in ev.get("retracted_onsets", ())),
     )
 
 

@@ -39,7 +39,7 @@ class SessionLimits:
         Longest chunk accepted, s of audio (sets the byte limit for the stream's format).
     max_onset_log : int
         Onsets kept for :meth:`Session.onset_log`; older ones are dropped first and counted
-        (20 bytes each, :mod:`.eventlog`).
+        (24 bytes each, :mod:`.eventlog`).
     max_note_log : int
         Note events kept for :meth:`Session.note_log` (48 bytes each), oldest dropped first.
     """
@@ -303,6 +303,11 @@ class Session:
             )
             self._onset_log.extend(onsets)
             self.onsets_total += len(onsets)
+        retracted: tuple[float, ...] = ()
+        if self._want_onsets and block.onset_retractions:
+            retracted = tuple(r.onset_s for r in block.onset_retractions)
+            self._onset_log.retract(retracted)
+            self.onsets_total -= len(retracted)
         features = None
         if self._want_features and block.n_frames:
             features = Features(
@@ -322,6 +327,7 @@ class Session:
             features=features,
             stream_time_s=chunk.analyzer.stream_time_s,
             notes=notes,
+            retracted_onsets=retracted,
         )
         return ChunkOutcome(analysis, chunk.warnings)
 

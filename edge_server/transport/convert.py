@@ -113,6 +113,7 @@ def result_to_pb(
         onsets=[onset_to_pb(o) for o in a.onsets],
         notes=[note_to_pb(n) for n in a.notes],
         replayed=replayed,
+        retracted_onsets_s=a.retracted_onsets,
     )
     if checkpoint_seq is not None:
         r.checkpoint_seq = checkpoint_seq

@@ -186,6 +186,7 @@ class AudioAnalysisService(pb_grpc.AudioAnalysisServicer):
                         analyze_s=s.stages.analyze_s,
                         total_s=(time.perf_counter_ns() - t_recv) / 1e9,
                         onsets=len(a.onsets),
+                        retracted_onsets=len(a.retracted_onsets),
                     )
             if session is None:
                 raise StreamError(

@@ -253,6 +253,7 @@ class WebRtcGateway:
                         analyze_s=s.stages.analyze_s,
                         total_s=(time.perf_counter_ns() - t_recv) / 1e9,
                         onsets=len(out.analysis.onsets),
+                        retracted_onsets=len(out.analysis.retracted_onsets),
                     )
         except MediaStreamError:
             reason = "track_ended"
@@ -341,6 +342,8 @@ def _result_json(a: ChunkAnalysis, server_ns: int) -> dict[str, Any]:
     }
     if a.onsets:
         msg["on"] = [[round(o.time_s, 4), round(o.strength, 2)] for o in a.onsets]
+    if a.retracted_onsets:  # rounded as in "on": the client removes the equal time
+        msg["xon"] = [round(t, 4) for t in a.retracted_onsets]
     if a.features is not None and a.features.rms_db.size:
         msg["rms"] = round(float(a.features.rms_db[-1]), 1)
         msg["cen"] = round(float(a.features.centroid_hz[-1]), 0)

@@ -77,3 +77,26 @@ def test_features_have_one_value_per_hop() -> None:
     assert block.first_frame_time_s == pytest.approx(
         (cfg.hop_samples - cfg.frame_samples / 2) / 22050
     )
+
+
+def test_withdrawn_onsets_are_left_out_of_the_block_that_found_them() -> None:
+    """Withdrawing every onset whose strongest key is under 1 (some saturate at 1.0): streamed
+    in 1024-sample chunks the withdrawn onsets come back as retractions of later blocks; in
+    one block they are never reported. The onsets kept are the same either way."""
+    from dataclasses import replace
+
+    notes = [(0.5, 60), (0.5, 64), (1.2, 72), (1.9, 55), (2.6, 55)]
+    x = struck_string(sample_rate_hz=44100, duration_s=3.2, notes=notes)
+    c = AnalyzerConfig()
+    c = replace(c, notes=replace(c.notes, onset_confirm_threshold=1.0))
+    a = StreamAnalyzer(input_rate_hz=44100, config=c, notes=True)
+    reported, withdrawn = [], []
+    for i in range(0, x.size, 1024):
+        b = a.process(x[i : i + 1024])
+        reported += b.onset_times_s.tolist()
+        withdrawn += [r.onset_s for r in b.onset_retractions]
+    assert len(reported) == 4 and 1 <= len(withdrawn) < 4 and set(withdrawn) <= set(reported)
+    assert all(0.0 <= r.key_prob < 1.0 for r in b.onset_retractions)
+    whole = StreamAnalyzer(input_rate_hz=44100, config=c, notes=True).process(x)
+    assert not whole.onset_retractions
+    assert whole.onset_times_s.tolist() == [t for t in reported if t not in withdrawn]

@@ -56,16 +56,17 @@ def _tone_mag(n: int, key: int, level: float) -> np.ndarray:
 
 
 def _run(dec, net, mag, onset_hops, chunk):  # type: ignore[no-untyped-def]
-    ons, offs = [], []
+    ons, offs, gone = [], [], []
     for s in range(0, mag.shape[0], chunk):
         m = mag[s : s + chunk]
         h = np.asarray([x for x in onset_hops if s <= x < s + chunk], np.int64)
         t = (h + 1) * HOP_S
         v = np.full(h.shape, 0.5, np.float32)
-        ((o, f),) = _decide([dec], [m], [(h, t, v)], net)
+        ((o, f, r),) = _decide([dec], [m], [(h, t, v)], net)
         ons += o
         offs += f
-    return ons, offs
+        gone += r
+    return ons, offs, gone
 
 
 def _dec(**kw: float) -> OnsetNoteDecoder:
@@ -80,16 +81,28 @@ def _dec(**kw: float) -> OnsetNoteDecoder:
 
 def test_notes_are_decided_at_the_decision_hop_with_the_onset_time() -> None:
     mag = _tone_mag(60, 39, 10.0)
-    ons, _ = _run(_dec(), _Net([[39, 43]]), mag, [10], chunk=4)
+    ons, _, _ = _run(_dec(), _Net([[39, 43]]), mag, [10], chunk=4)
     assert [n.midi_pitch for n in ons] == [60, 64]
     assert all(abs(n.onset_s - 11 * HOP_S) < 1e-9 for n in ons)
     assert all(abs(n.detected_at_s - (11 + DECISION_HOPS) * HOP_S) < 1e-9 for n in ons)
 
 
+def test_an_onset_in_which_no_key_was_struck_is_withdrawn_at_its_decision_hop() -> None:
+    mag = _tone_mag(40, 39, 30.0)
+    ons, _, gone = _run(_dec(), _Net([[39], []]), mag, [4, 20], chunk=4)
+    assert [n.onset_s for n in ons] == [5 * HOP_S]
+    assert [(r.onset_s, r.key_prob) for r in gone] == [(21 * HOP_S, 0.0)]
+    # 0 never withdraws; a key at 0.9 confirms the onset even when it is not reported (re-arm)
+    _, _, gone = _run(_dec(onset_confirm_threshold=0.0), _Net([[39], []]), mag, [4, 20], chunk=4)
+    assert gone == []
+    _, _, gone = _run(_dec(), _Net([[39], [39]]), mag, [4, 6], chunk=4)
+    assert gone == []
+
+
 def test_a_restruck_key_ends_its_previous_note_and_rearm_blocks_doubles() -> None:
     mag = _tone_mag(80, 39, 10.0)
     net = _Net([[39], [39], [39]])
-    ons, offs = _run(_dec(), net, mag, [10, 13, 40], chunk=4)
+    ons, offs, _ = _run(_dec(), net, mag, [10, 13, 40], chunk=4)
     # the onset 3 hops after the first is inside rearm_s (60 ms): not reported again
     assert [round(n.onset_s / HOP_S) for n in ons] == [11, 41]
     assert len(offs) == 1 and offs[0].note_id == ons[0].note_id
@@ -97,7 +110,7 @@ def test_a_restruck_key_ends_its_previous_note_and_rearm_blocks_doubles() -> Non
 
 def test_a_note_ends_when_its_level_falls() -> None:
     mag = np.concatenate([_tone_mag(30, 50, 50.0), _tone_mag(30, 50, 0.0)])
-    ons, offs = _run(_dec(), _Net([[50]]), mag, [5], chunk=4)
+    ons, offs, _ = _run(_dec(), _Net([[50]]), mag, [5], chunk=4)
     assert len(ons) == 1 and len(offs) == 1
     assert 30 * HOP_S <= offs[0].offset_s <= 34 * HOP_S
 
@@ -116,12 +129,12 @@ def test_chunking_and_restore_do_not_change_the_events() -> None:
     ons, offs = [], []
     for s in range(35, 80, 5):
         h = np.asarray([x for x in rest if s <= x < s + 5], np.int64)
-        ((o, f),) = _decide(
+        ((o, f, _),) = _decide(
             [b], [mag[s : s + 5]], [(h, (h + 1) * HOP_S, np.full(h.shape, 0.5, np.float32))], net
         )
         ons += o
         offs += f
-    assert (first[0] + ons, first[1] + offs) == whole
+    assert (first[0] + ons, first[1] + offs) == whole[:2]
 
 
 def test_many_streams_share_one_classifier_call() -> None:
@@ -132,7 +145,7 @@ def test_many_streams_share_one_classifier_call() -> None:
     onsets = [(h, (h + 1) * HOP_S, np.full(1, 0.5, np.float32))] * 3
     out = _decide(decs, mags, onsets, net)
     assert net.calls == [3]
-    assert [[n.midi_pitch for n in ons] for ons, _ in out] == [[61], [62], [63]]
+    assert [[n.midi_pitch for n in ons] for ons, _, _ in out] == [[61], [62], [63]]
 
 
 def test_streams_decided_together_end_their_notes_as_when_decided_alone() -> None:
@@ -162,4 +175,4 @@ def test_streams_decided_together_end_their_notes_as_when_decided_alone() -> Non
     together = decide([0, 1, 2])
     alone = [decide([i])[0] for i in range(3)]
     assert together == alone
-    assert [len(offs) for _, offs in together] == [1, 2, 0]
+    assert [len(offs) for _, offs, _ in together] == [1, 2, 0]

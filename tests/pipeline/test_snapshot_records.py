@@ -93,5 +93,7 @@ def test_result_records_round_trip_exactly() -> None:
     kinds = [(r.kind, r.priority) for r in chunk_records(a)]
     assert kinds == [("events", 1), ("features", 2)]
     assert [r.kind for r in chunk_records(ChunkAnalysis(8, 0, (), None, 0.2))] == ["events"]
+    w = ChunkAnalysis(9, 0, (), None, 0.3, retracted_onsets=(1.0 / 3, 0.1))
+    assert decode_result(encode_result(w)).retracted_onsets == (1.0 / 3, 0.1)
     assert record_checksum("s", 1, "events", b"x") != record_checksum("s", 2, "events", b"x")
     _ = summary_record  # covered by the store tests

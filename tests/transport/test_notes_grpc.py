@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 from seminote.edge.v1 import analysis_pb2 as pb
 
 from edge_server.app import EdgeNode
+from edge_server.dsp.analyzer import AnalyzerConfig
 from tests.conftest import make_config
 from tests.signals import struck_string
-from tests.transport.helpers import audio, config, expect_status, good_stream_works, run
+from tests.transport.helpers import audio, config, expect_status, good_stream_works, run, stub
 
 NOTES = [(0.5, 60), (0.5, 64), (0.5, 67), (1.2, 72), (1.9, 55), (2.6, 55), (4.0, 69)]
 
@@ -57,6 +60,43 @@ async def test_fast_and_refined_notes_stream_in_order(node: EdgeNode) -> None:
         if n.tier == pb.NOTE_TIER_REFINED and n.action == pb.NOTE_ACTION_CONFIRM:
             assert t - n.onset_s > 0.1
     assert summary.notes == len(ons) + sum(n.action == pb.NOTE_ACTION_ON for n in refined)
+    # every onset here struck keys: the fast tier withdraws none
+    assert not any(r.retracted_onsets_s for r in results) and summary.onsets == 5
+
+
+async def test_withdrawn_onsets_reach_the_client_and_leave_the_session_log() -> None:
+    """A node that withdraws every onset whose strongest key is under 1 (``onset_confirm_
+    threshold`` 1; the classifier saturates at 1.0 on some): each withdrawn onset comes back,
+    exactly, once, in a result ~29 ms after it; the summary and GetSession no longer count it.
+    Sessions without a note tier never withdraw."""
+    an = AnalyzerConfig()
+    an = dataclasses.replace(an, notes=dataclasses.replace(an.notes, onset_confirm_threshold=1.0))
+    n = EdgeNode(make_config(analyzer=an))
+    await n.start()
+    try:
+        reqs = [config(session_id="wd", analyses=[pb.ANALYSIS_ONSETS, pb.ANALYSIS_NOTES])]
+        out = await run(n, reqs + [audio(i, c) for i, c in enumerate(_chunks(3.0))])
+        results = [r.result for r in out if r.HasField("result")]
+        reported = {o.time_s: r.stream_time_s for r in results for o in r.onsets}
+        withdrawn = [(r.stream_time_s, t) for r in results for t in r.retracted_onsets_s]
+        assert len(reported) == 4 and 1 <= len(withdrawn) < 4
+        assert len({t for _, t in withdrawn}) == len(withdrawn)
+        for back_at, t in withdrawn:
+            assert 0.02 < back_at - reported[t] <= 0.03 + 2 * 1024 / 44100
+        assert out[-1].summary.onsets == 4 - len(withdrawn)
+        ch, s = stub(n)
+        async with ch:
+            got = await s.GetSession(pb.GetSessionRequest(session_id="wd"))
+        kept = sorted(set(reported) - {t for _, t in withdrawn})
+        assert [o.time_s for o in got.onsets] == kept and got.onsets_truncated == 0
+        assert got.summary.onsets == len(kept)
+        reqs = [config(analyses=[pb.ANALYSIS_ONSETS])]
+        out = await run(n, reqs + [audio(i, c) for i, c in enumerate(_chunks(3.0))])
+        results = [r.result for r in out if r.HasField("result")]
+        assert sum(len(r.onsets) for r in results) == 4
+        assert not any(r.retracted_onsets_s for r in results)
+    finally:
+        await n.stop(grace_s=0.5)
 
 
 async def test_fast_notes_alone_have_no_refined_events(node: EdgeNode) -> None:

@@ -183,7 +183,7 @@ class NoteEvent(_message.Message):
     def __init__(self, note_id: _Optional[int] = ..., tier: _Optional[_Union[NoteTier, str]] = ..., action: _Optional[_Union[NoteAction, str]] = ..., midi_pitch: _Optional[int] = ..., onset_s: _Optional[float] = ..., offset_s: _Optional[float] = ..., velocity: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class ChunkResult(_message.Message):
-    __slots__ = ("seq", "capture_t_ns", "server_processing_ns", "onsets", "features", "notes", "stream_time_s", "checkpoint_seq", "replayed")
+    __slots__ = ("seq", "capture_t_ns", "server_processing_ns", "onsets", "features", "notes", "stream_time_s", "checkpoint_seq", "replayed", "retracted_onsets_s")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_T_NS_FIELD_NUMBER: _ClassVar[int]
     SERVER_PROCESSING_NS_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,7 @@ class ChunkResult(_message.Message):
     STREAM_TIME_S_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_SEQ_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    RETRACTED_ONSETS_S_FIELD_NUMBER: _ClassVar[int]
     seq: int
     capture_t_ns: int
     server_processing_ns: int
@@ -202,7 +203,8 @@ class ChunkResult(_message.Message):
     stream_time_s: float
     checkpoint_seq: int
     replayed: bool
-    def __init__(self, seq: _Optional[int] = ..., capture_t_ns: _Optional[int] = ..., server_processing_ns: _Optional[int] = ..., onsets: _Optional[_Iterable[_Union[OnsetEvent, _Mapping]]] = ..., features: _Optional[_Union[FeatureFrames, _Mapping]] = ..., notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ..., stream_time_s: _Optional[float] = ..., checkpoint_seq: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    retracted_onsets_s: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, seq: _Optional[int] = ..., capture_t_ns: _Optional[int] = ..., server_processing_ns: _Optional[int] = ..., onsets: _Optional[_Iterable[_Union[OnsetEvent, _Mapping]]] = ..., features: _Optional[_Union[FeatureFrames, _Mapping]] = ..., notes: _Optional[_Iterable[_Union[NoteEvent, _Mapping]]] = ..., stream_time_s: _Optional[float] = ..., checkpoint_seq: _Optional[int] = ..., replayed: _Optional[bool] = ..., retracted_onsets_s: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class StreamWarning(_message.Message):
     __slots__ = ("code", "message", "seq")
