@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,17 +22,19 @@ from .analysis_client import (
 )
 from .resume import ResumeStats
 
+T = TypeVar("T")
 
-def without_retracted(onsets: list[Onset], retracted_s: tuple[float, ...]) -> list[Onset]:
-    """``onsets`` less the latest onset at each withdrawn time (the node sends a withdrawn
-    onset's ``time_s`` exactly as it sent the onset)."""
-    out = list(onsets)
+
+def drop_retracted(
+    items: list[T], retracted_s: Iterable[float], time_s: Callable[[T], float]
+) -> None:
+    """Remove from ``items``, in place, the latest item at each withdrawn onset time (the node
+    sends a withdrawn onset's time exactly as it sent the onset)."""
     for t in retracted_s:
-        for i in range(len(out) - 1, -1, -1):
-            if out[i].time_s == t:
-                del out[i]
+        for i in range(len(items) - 1, -1, -1):
+            if time_s(items[i]) == t:
+                del items[i]
                 break
-    return out
 
 
 @dataclass
@@ -54,8 +58,7 @@ class StreamResult:
             self.chunks += 1
             self.result_seqs.append(event.seq)
             self.onsets.extend(event.onsets)
-            if event.retracted_onsets_s:
-                self.onsets = without_retracted(self.onsets, event.retracted_onsets_s)
+            drop_retracted(self.onsets, event.retracted_onsets_s, lambda o: o.time_s)
             self.notes.extend(event.notes)
             if event.latency_ms is not None:
                 self.latencies_ms.append(event.latency_ms)

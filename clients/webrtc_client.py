@@ -16,6 +16,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .results import drop_retracted
 from .wav import WavAudio, _resample
 
 RATE_HZ = 48_000
@@ -114,9 +115,8 @@ async def stream_webrtc(
             if 0 <= idx < len(track.sent_at):
                 result.latencies_ms.append((now - track.sent_at[idx]) * 1000)
             result.onsets += [o[0] for o in msg.get("on", [])]
-            for t in msg.get("xon", []):  # withdrawn onsets, times as sent in "on"
-                if t in result.onsets[-64:]:
-                    del result.onsets[len(result.onsets) - 1 - result.onsets[::-1].index(t)]
+            # withdrawn onsets: their times exactly as sent in "on"
+            drop_retracted(result.onsets, msg.get("xon", ()), lambda t: t)
             result.server_ms.append(msg.get("srv_ms", 0.0))
             for nid, action, pitch, onset_s, offset_s, *_ in msg.get("n", []):
                 if action == "ON":

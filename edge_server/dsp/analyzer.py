@@ -435,13 +435,15 @@ def _blocks(analyzers: list[StreamAnalyzer], ys: list[F32]) -> list[AnalysisBloc
             onset_retractions=tuple(notes[i][2]),
             samples=y,
         )
-        blocks.append(_settle(block) if block.onset_retractions else block)
+        blocks.append(_settle(block))
     return blocks
 
 
 def _settle(block: AnalysisBlock) -> AnalysisBlock:
     """Leave out the onsets withdrawn within the block that reports them (a long block, or
     parts concatenated): a client never sees those."""
+    if not block.onset_retractions:
+        return block
     own = set(block.onset_times_s.tolist())
     gone = {r.onset_s for r in block.onset_retractions} & own
     if not gone:
@@ -486,4 +488,4 @@ def _concat(parts: list[AnalysisBlock], first_frame_time_s: float) -> AnalysisBl
         onset_retractions=tuple(r for p in parts for r in p.onset_retractions),
         samples=np.concatenate([p.samples for p in parts]),
     )
-    return _settle(block) if block.onset_retractions else block
+    return _settle(block)

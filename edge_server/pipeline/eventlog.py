@@ -70,15 +70,9 @@ class _Ring(Generic[T]):
 class OnsetLog(_Ring[Onset]):
     def __init__(self, *, capacity: int) -> None:
         super().__init__(capacity=capacity, rec=_ONSET)
-        self._marked = 0  # retracted records still in the ring
 
     def extend(self, onsets: tuple[Onset, ...]) -> None:
         for o in onsets:
-            if (
-                self._n == self.capacity
-                and self._rec.unpack_from(self._buf, self._start * self._rec.size)[3]
-            ):
-                self._marked -= 1  # a retracted record is overwritten
             self._put(o.time_s, o.strength, o.detected_at_s, False)
 
     def retract(self, times_s: tuple[float, ...]) -> int:
@@ -92,7 +86,6 @@ class OnsetLog(_Ring[Onset]):
                 rec = self._rec.unpack_from(self._buf, at)
                 if rec[0] == t and not rec[3]:
                     self._rec.pack_into(self._buf, at, *rec[:3], True)
-                    self._marked += 1
                     found += 1
                     break
         return found
@@ -101,7 +94,7 @@ class OnsetLog(_Ring[Onset]):
         return [Onset(float(t), float(s), float(d)) for t, s, d, x in self._records() if not x]
 
     def __len__(self) -> int:
-        return self._n - self._marked
+        return sum(not r[3] for r in self._records())
 
 
 class NoteLog(_Ring[NoteEvent]):
